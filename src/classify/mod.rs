@@ -1,0 +1,100 @@
+//! Stage 5, classify: what the Received chain says about where a message came from.
+//!
+//! Takes a message's parsed Received hops (topmost first, as in the header) and gives the receipt
+//! time, the client IP (who handed the message to the trap), the origin IP (the earliest public
+//! address in the chain) and a readable relay path. Parsing one Received field is in [`received`].
+
+pub mod received;
+
+use std::net::IpAddr;
+
+use received::{Hop, is_public};
+
+/// Receipt time: the topmost Received timestamp that parses.
+pub fn receipt_from_hops(hops: &[Hop<'_>]) -> Option<i64> {
+    hops.iter()
+        .filter_map(|h| h.date)
+        .find_map(crate::headers::date::parse_date)
+}
+
+/// The address that handed the message to the trap: from the topmost hop that names a public
+/// client. Hops added inside the trap (fetchmail, local delivery from 127.0.0.1 or a private
+/// relay) are passed over; when no hop has a public address, the topmost address is used.
+pub fn client_ip(hops: &[Hop<'_>]) -> Option<IpAddr> {
+    hops.iter()
+        .filter_map(|h| h.ip)
+        .find(is_public)
+        .or_else(|| hops.iter().find_map(|h| h.ip))
+}
+
+/// The claimed original sender: the earliest (bottom-most) public address in the chain.
+pub fn origin_ip(hops: &[Hop<'_>]) -> Option<IpAddr> {
+    hops.iter().rev().filter_map(|h| h.ip).find(is_public)
+}
+
+/// The relay path, earliest first: the first sender (its address, else its name), then the host
+/// that received the message at each hop, joined by ` > `. A hop without a `by` host shows `?`.
+pub fn write_relay_path(hops: &[Hop<'_>], out: &mut Vec<u8>) {
+    let Some(bottom) = hops.last() else { return };
+    match (bottom.ip, bottom.from_host) {
+        (Some(ip), _) => {
+            use std::io::Write;
+            let _ = write!(out, "{ip}");
+        }
+        (None, Some(host)) => push_host(host, out),
+        (None, None) => out.push(b'?'),
+    }
+    for hop in hops.iter().rev() {
+        out.extend_from_slice(b" > ");
+        match hop.by_host {
+            Some(h) => push_host(h, out),
+            None => out.push(b'?'),
+        }
+    }
+}
+
+/// A host name for output: printable ASCII only, so a path never breaks a CSV line or a terminal.
+fn push_host(host: &[u8], out: &mut Vec<u8>) {
+    out.extend(host.iter().map(|&b| {
+        if b.is_ascii_graphic() {
+            b.to_ascii_lowercase()
+        } else {
+            b'?'
+        }
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use received::parse_received;
+
+    #[test]
+    fn chain_facts() {
+        let fields: [&[u8]; 3] = [
+            b" from relay4.mailrelay.example (relay4.mailrelay.example [31.191.18.222])\n by mx1.spamtrap.example (Postfix) with ESMTP id k\n for <b@t>; Mon, 06 May 2024 00:10:11 +0000 (UTC)",
+            b" from out.example.net (out.example.net [194.227.147.230])\n by relay4.mailrelay.example with ESMTP id d;\n Mon, 06 May 2024 01:08:26 +0100",
+            b" from [192.168.6.7] (unknown [162.187.144.18])\n by out.example.net (Postfix) with ESMTPSA id b;\n Mon, 06 May 2024 02:05:06 +0200",
+        ];
+        let hops: Vec<_> = fields.iter().map(|f| parse_received(f)).collect();
+        assert_eq!(client_ip(&hops), Some("31.191.18.222".parse().unwrap()));
+        assert_eq!(origin_ip(&hops), Some("162.187.144.18".parse().unwrap()));
+        assert_eq!(receipt_from_hops(&hops), Some(1714954211));
+        let mut path = Vec::new();
+        write_relay_path(&hops, &mut path);
+        assert_eq!(
+            String::from_utf8(path).unwrap(),
+            "162.187.144.18 > out.example.net > relay4.mailrelay.example > mx1.spamtrap.example"
+        );
+    }
+
+    #[test]
+    fn local_top_hop_is_passed_over() {
+        let fields: [&[u8]; 2] = [
+            b" from localhost (localhost [127.0.0.1]) by mx.local (Postfix) with ESMTP; Tue, 6 Aug 2002 11:51:02 +0100",
+            b" from mail.example.com (mail.example.com [64.12.1.2]) by mx.local; Tue, 6 Aug 2002 11:50:00 +0100",
+        ];
+        let hops: Vec<_> = fields.iter().map(|f| parse_received(f)).collect();
+        assert_eq!(client_ip(&hops), Some("64.12.1.2".parse().unwrap()));
+    }
+}

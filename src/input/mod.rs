@@ -1,0 +1,309 @@
+//! Stage 1, input: find the files to read and tell what each one holds.
+//!
+//! Takes the paths a user gave (files, directories, `-` for standard input) and gives, in a
+//! deterministic order (command-line order, then directory entries sorted by name), one
+//! [`Found`] per file: a file to read, or a file skipped or unreadable with its reason. Formats are
+//! sniffed from content ([`sniff`]), never from the extension alone. Maildir `tmp/` folders and
+//! Dovecot/Courier index files are skipped with a reason. Decompressors for streamed inputs are in
+//! [`stream`].
+
+pub mod stream;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// What a file (or a decompressed stream) holds, judged by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// An mbox: starts with a `From ` envelope line (one or many messages).
+    Mbox,
+    /// One RFC 5322 message.
+    Message,
+    Gzip,
+    Zstd,
+    Xz,
+    Bzip2,
+    /// A tar archive (ustar or GNU).
+    Tar,
+    /// Nothing that looks like mail.
+    NotMail,
+}
+
+impl Format {
+    /// Whether the format is a compression wrapper around another format.
+    pub fn is_compressed(self) -> bool {
+        matches!(
+            self,
+            Format::Gzip | Format::Zstd | Format::Xz | Format::Bzip2
+        )
+    }
+}
+
+/// How many leading bytes [`sniff`] wants to see.
+pub const SNIFF_BYTES: usize = 8192;
+
+/// Header names that, found at a line start of the first bytes, mark a file as a mail message.
+const MAIL_FIELDS: [&[u8]; 14] = [
+    b"received:",
+    b"return-path:",
+    b"from:",
+    b"to:",
+    b"subject:",
+    b"date:",
+    b"message-id:",
+    b"delivered-to:",
+    b"mime-version:",
+    b"content-type:",
+    b"x-",
+    b"dkim-signature:",
+    b"reply-to:",
+    b"sender:",
+];
+
+/// Tell the format of data from its first bytes (`head`, up to [`SNIFF_BYTES`]).
+pub fn sniff(head: &[u8]) -> Format {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Format::Gzip;
+    }
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Format::Zstd;
+    }
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        return Format::Xz;
+    }
+    if head.len() >= 10
+        && head.starts_with(b"BZh")
+        && (b'1'..=b'9').contains(&head[3])
+        && head[4..10] == [0x31, 0x41, 0x59, 0x26, 0x53, 0x59]
+    {
+        return Format::Bzip2;
+    }
+    if head.len() >= 263 && &head[257..262] == b"ustar" {
+        return Format::Tar;
+    }
+    let text = {
+        let lead = head
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        &head[lead..]
+    };
+    if crate::split::is_from_line(crate::split::line_at(text, 0).0) {
+        return Format::Mbox;
+    }
+    if looks_like_message(text) {
+        return Format::Message;
+    }
+    Format::NotMail
+}
+
+/// Whether the first bytes look like a header block: the first line is a field, and some line
+/// before the first blank line starts with a well-known mail field name.
+fn looks_like_message(text: &[u8]) -> bool {
+    let first = crate::split::line_at(text, 0).0;
+    let first_is_field = match memchr::memchr(b':', first) {
+        Some(c) => {
+            let name = first[..c].trim_ascii_end();
+            !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))
+        }
+        // Quoted envelope lines (`>From `) head some archived messages.
+        None => first.starts_with(b">From "),
+    };
+    if !first_is_field {
+        return false;
+    }
+    let mut pos = 0;
+    while pos < text.len() {
+        let (line, next) = crate::split::line_at(text, pos);
+        if line.is_empty() {
+            break;
+        }
+        if MAIL_FIELDS
+            .iter()
+            .any(|f| line.len() >= f.len() && line[..f.len()].eq_ignore_ascii_case(f))
+        {
+            return true;
+        }
+        pos = next;
+    }
+    false
+}
+
+/// One result of walking the inputs.
+#[derive(Debug)]
+pub enum Found {
+    /// A file to read (regular file, or a FIFO/device named on the command line).
+    File {
+        path: PathBuf,
+        /// Size in bytes for regular files; None for pipes and devices (read as streams).
+        size: Option<u64>,
+        /// In a Maildir `cur/` or `new/` folder: a message even when sniffing is unsure.
+        in_maildir: bool,
+    },
+    /// Standard input (`-`), read as a stream.
+    Stdin,
+    /// A file deliberately not read, with the reason.
+    Skipped { path: PathBuf, reason: &'static str },
+    /// A path that could not be read, with the operating-system error.
+    Unreadable { path: PathBuf, error: String },
+}
+
+/// File names that Maildir-keeping servers put beside messages; they are not messages.
+pub fn is_maildir_metadata(name: &[u8]) -> bool {
+    name.starts_with(b"dovecot")
+        || name.starts_with(b"courier")
+        || name == b"maildirfolder"
+        || name == b"subscriptions"
+        || name == b".customflags"
+        || name == b"maildirsize"
+        || name == b".uidvalidity"
+        || name == b".mh_sequences"
+}
+
+/// Whether `dir` is the `cur` or `new` (or `tmp`) folder of a Maildir: it has that name and its
+/// parent has the other Maildir folders.
+fn maildir_folder(dir: &Path) -> Option<&'static str> {
+    let name = dir.file_name()?.to_str()?;
+    let kind = match name {
+        "cur" => "cur",
+        "new" => "new",
+        "tmp" => "tmp",
+        _ => return None,
+    };
+    let parent = dir.parent()?;
+    let siblings = ["cur", "new", "tmp"]
+        .iter()
+        .filter(|s| **s != kind && parent.join(s).is_dir())
+        .count();
+    // A lone `new/` or `cur/` is still Maildir-like when a sibling exists; require one.
+    if siblings >= 1 { Some(kind) } else { None }
+}
+
+/// Walk `paths` in order, calling `visit` for every file found. Directories are walked
+/// recursively with entries sorted by name; symbolic links are followed (walkdir detects loops).
+pub fn walk(paths: &[PathBuf], mut visit: impl FnMut(Found)) {
+    for root in paths {
+        if root.as_os_str() == "-" {
+            visit(Found::Stdin);
+            continue;
+        }
+        let meta = match std::fs::metadata(root) {
+            Ok(m) => m,
+            Err(e) => {
+                visit(Found::Unreadable {
+                    path: root.clone(),
+                    error: e.to_string(),
+                });
+                continue;
+            }
+        };
+        if !meta.is_dir() {
+            // Named on the command line: read it whatever it is (file, FIFO, device).
+            visit(classify_file(root, &meta, true));
+            continue;
+        }
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .sort_by_file_name();
+        let mut it = walker.into_iter();
+        while let Some(entry) = it.next() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.clone());
+                    let error = e
+                        .io_error()
+                        .map(io::Error::to_string)
+                        .unwrap_or_else(|| e.to_string());
+                    visit(Found::Unreadable { path, error });
+                    continue;
+                }
+            };
+            let path = entry.path();
+            if entry.file_type().is_dir() {
+                if entry.depth() > 0 && maildir_folder(path) == Some("tmp") {
+                    // Maildir tmp/ holds deliveries in progress, never finished messages.
+                    visit(Found::Skipped {
+                        path: path.to_path_buf(),
+                        reason: "maildir-tmp",
+                    });
+                    it.skip_current_dir();
+                }
+                continue;
+            }
+            match entry.metadata() {
+                Ok(meta) => visit(classify_file(path, &meta, false)),
+                Err(e) => visit(Found::Unreadable {
+                    path: path.to_path_buf(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
+}
+
+fn classify_file(path: &Path, meta: &std::fs::Metadata, named: bool) -> Found {
+    let name = path
+        .file_name()
+        .map(|n| n.as_encoded_bytes())
+        .unwrap_or_default();
+    let in_maildir = path
+        .parent()
+        .and_then(maildir_folder)
+        .is_some_and(|k| k != "tmp");
+    if !named && is_maildir_metadata(name) {
+        return Found::Skipped {
+            path: path.to_path_buf(),
+            reason: "maildir-metadata",
+        };
+    }
+    if meta.is_file() {
+        Found::File {
+            path: path.to_path_buf(),
+            size: Some(meta.len()),
+            in_maildir,
+        }
+    } else if named {
+        Found::File {
+            path: path.to_path_buf(),
+            size: None,
+            in_maildir: false,
+        }
+    } else {
+        Found::Skipped {
+            path: path.to_path_buf(),
+            reason: "not-a-regular-file",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_by_content() {
+        assert_eq!(
+            sniff(b"From a@b Mon May  6 00:10:11 2024\nX: y\n"),
+            Format::Mbox
+        );
+        assert_eq!(
+            sniff(b"Return-Path: <a@b>\nSubject: x\n\nhi"),
+            Format::Message
+        );
+        assert_eq!(sniff(b"X-Foo: 1\nX-Bar: 2\n\n"), Format::Message);
+        assert_eq!(sniff(b"# README\n\nhello: world"), Format::NotMail);
+        assert_eq!(sniff(b"spam ../data/inmail.1\n"), Format::NotMail);
+        assert_eq!(sniff(&[0x1f, 0x8b, 8, 0]), Format::Gzip);
+        assert_eq!(sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Format::Zstd);
+        assert_eq!(sniff(b"\xfd7zXZ\0rest"), Format::Xz);
+        assert_eq!(sniff(b"BZh91AY&SYrest"), Format::Bzip2);
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(sniff(&tar), Format::Tar);
+        assert_eq!(sniff(b""), Format::NotMail);
+    }
+}

@@ -1,0 +1,173 @@
+//! The `mailcensus` command: a thin layer over the library (argument parsing, progress bar,
+//! Ctrl-C, exit codes).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use mailcensus::scan::{self, ScanError, ScanOptions};
+use mailcensus::{output, summary};
+
+/// Exit status when every input was read.
+const EXIT_OK: u8 = 0;
+/// Exit status for an error that stopped the run (bad output directory, write failure).
+const EXIT_ERROR: u8 = 1;
+/// Exit status when the run finished but some inputs could not be read (listed in summary.json).
+const EXIT_PARTIAL: u8 = 3;
+/// Exit status after Ctrl-C or SIGTERM (no result files are left behind).
+const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Parser)]
+#[command(
+    name = "mailcensus",
+    version,
+    about = "A census of very large mail corpora"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read mail archives (mbox, Maildir, .eml trees, gzip/zstd/xz/bzip2, tar; `-` for stdin)
+    /// and write messages.csv, received.csv and summary.json.
+    Scan(ScanArgs),
+}
+
+#[derive(clap::Args)]
+struct ScanArgs {
+    /// Files and directories to read (directories are walked recursively).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Directory for the result files (created if missing).
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j', default_value_t = 0)]
+    threads: usize,
+    /// Read files with buffered reads instead of memory maps (for network filesystems, or when
+    /// files may be truncated while the scan runs).
+    #[arg(long)]
+    no_mmap: bool,
+    /// Write cells as they are: do not prefix cells starting with = + - @ with a quote.
+    #[arg(long)]
+    raw_cells: bool,
+    /// Largest message kept from a compressed or streamed input, in MiB; larger ones are
+    /// reported as too-large (decompression-bomb guard).
+    #[arg(long, default_value_t = 64)]
+    max_message_mib: usize,
+    /// Largest header block, in KiB; larger ones are header-too-large.
+    #[arg(long, default_value_t = 1024)]
+    max_header_kib: usize,
+    /// No progress bar and no summary on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Scan(args) => match run_scan(args) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("mailcensus: error: {e:#}");
+                ExitCode::from(EXIT_ERROR)
+            }
+        },
+    }
+}
+
+fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
+    ctrlc::set_handler(|| {
+        scan::INTERRUPTED.store(true, Ordering::SeqCst);
+        // Remove temporary outputs now and leave: a worker may be blocked reading a pipe.
+        output::abort_pending();
+        eprintln!("\nmailcensus: interrupted; no result files were written");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    })
+    .context("cannot install the Ctrl-C handler")?;
+
+    let mut opts = ScanOptions {
+        threads: args.threads,
+        mmap: !args.no_mmap,
+        ..ScanOptions::default()
+    };
+    opts.rows.raw_cells = args.raw_cells;
+    opts.stream.max_message_bytes = args.max_message_mib.max(1) << 20;
+    opts.rows.header_limits.max_header_bytes = args.max_header_kib.max(1) << 10;
+    opts.stream.split.max_header_bytes = opts.rows.header_limits.max_header_bytes;
+
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    let bar = show.then(|| progress_bar(&args.inputs));
+    let mut last = Instant::now();
+    let started = Instant::now();
+    let mut progress = |t: &mailcensus::aggregate::Totals| {
+        if let Some(bar) = &bar
+            && last.elapsed() >= Duration::from_millis(100)
+        {
+            last = Instant::now();
+            if t.message_bytes > bar.length().unwrap_or(0) {
+                bar.set_length(t.message_bytes);
+            }
+            bar.set_position(t.message_bytes);
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!(
+                "{} msgs, {:.0} msgs/s",
+                t.messages,
+                t.messages as f64 / secs
+            ));
+        }
+    };
+    let inputs = args.inputs.clone();
+    let summary_of = |r: &scan::ScanReport| summary::summary_json(r, &inputs, &opts);
+    let result = scan::scan(&args.inputs, &args.out, &opts, &mut progress, &summary_of);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(ScanError::Interrupted) => {
+            eprintln!("mailcensus: interrupted; no result files were written");
+            return Ok(EXIT_INTERRUPTED);
+        }
+        Err(e) => return Err(e).context("scan failed"),
+    };
+    if !args.quiet {
+        eprint!("{}", summary::human_summary(&report));
+        eprintln!("  results in {}", args.out.display());
+    }
+    Ok(if summary::complete(&report) {
+        EXIT_OK
+    } else {
+        EXIT_PARTIAL
+    })
+}
+
+/// A bar over the bytes of all input files (a quick walk first, for the ETA).
+fn progress_bar(inputs: &[PathBuf]) -> ProgressBar {
+    let mut total = 0u64;
+    mailcensus::input::walk(inputs, |f| {
+        if let mailcensus::input::Found::File {
+            size: Some(size), ..
+        } = f
+        {
+            total += size;
+        }
+    });
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}

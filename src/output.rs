@@ -1,0 +1,188 @@
+//! Stage 7, output: result files that appear only when complete.
+//!
+//! Takes the rows and the run summary and gives files in `--out`. Each file is written under a
+//! hidden temporary name (`.NAME.partial-PID`) and renamed to its real name only after every file
+//! of the run is written and synced; `summary.json` is renamed last, so its presence marks a
+//! complete run. An interrupt (see [`abort_pending`]) removes the temporary files, so an
+//! interrupted run leaves nothing that looks complete.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use thiserror::Error;
+
+/// Errors of the output stage.
+#[derive(Debug, Error)]
+pub enum OutputError {
+    #[error("cannot create output directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("the run was interrupted; no output was committed")]
+    Interrupted,
+}
+
+/// Temporary files of runs in progress, for [`abort_pending`].
+struct Pending {
+    paths: Vec<PathBuf>,
+    aborted: bool,
+}
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    paths: Vec::new(),
+    aborted: false,
+});
+
+fn pending() -> std::sync::MutexGuard<'static, Pending> {
+    // A panic while holding the lock leaves plain data behind; keep using it.
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Remove every temporary output file not yet committed, and refuse later commits. Safe to call
+/// from a signal-handling thread; after it returns no result file of this process will appear.
+pub fn abort_pending() {
+    let mut p = pending();
+    p.aborted = true;
+    for path in p.paths.drain(..) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Whether [`abort_pending`] has been called.
+pub fn aborted() -> bool {
+    pending().aborted
+}
+
+/// One output file being written under its temporary name.
+pub struct PendingFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    writer: BufWriter<File>,
+}
+
+impl PendingFile {
+    /// Create `dir/name` under a temporary name.
+    pub fn create(dir: &Path, name: &str) -> Result<PendingFile, OutputError> {
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
+        let mut p = pending();
+        if p.aborted {
+            return Err(OutputError::Interrupted);
+        }
+        let file = File::create(&tmp).map_err(|source| OutputError::Write {
+            path: tmp.clone(),
+            source,
+        })?;
+        p.paths.push(tmp.clone());
+        Ok(PendingFile {
+            tmp,
+            path,
+            writer: BufWriter::with_capacity(1 << 20, file),
+        })
+    }
+
+    /// The final path of this file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append bytes.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), OutputError> {
+        self.writer
+            .write_all(bytes)
+            .map_err(|source| OutputError::Write {
+                path: self.tmp.clone(),
+                source,
+            })
+    }
+
+    fn finish(mut self) -> Result<(PathBuf, PathBuf), OutputError> {
+        let err = |source| OutputError::Write {
+            path: self.tmp.clone(),
+            source,
+        };
+        self.writer.flush().map_err(err)?;
+        self.writer.get_ref().sync_all().map_err(err)?;
+        Ok((self.tmp, self.path))
+    }
+}
+
+/// Flush and sync all files, then rename them into place in the given order (put the summary
+/// last). Fails without renaming anything if the run was aborted.
+pub fn commit(files: Vec<PendingFile>) -> Result<(), OutputError> {
+    let mut done = Vec::with_capacity(files.len());
+    for f in files {
+        done.push(f.finish()?);
+    }
+    let mut p = pending();
+    if p.aborted {
+        return Err(OutputError::Interrupted);
+    }
+    for (tmp, path) in &done {
+        std::fs::rename(tmp, path).map_err(|source| OutputError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        p.paths.retain(|x| x != tmp);
+    }
+    Ok(())
+}
+
+/// Remove the temporary files of an unfinished set (after an error).
+pub fn discard(files: Vec<PendingFile>) {
+    let mut p = pending();
+    for f in files {
+        let tmp = f.tmp.clone();
+        drop(f);
+        let _ = std::fs::remove_file(&tmp);
+        p.paths.retain(|x| x != &tmp);
+    }
+}
+
+/// Create the output directory if it is missing.
+pub fn ensure_dir(dir: &Path) -> Result<(), OutputError> {
+    std::fs::create_dir_all(dir).map_err(|source| OutputError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Spreadsheet programs run a cell that starts with one of these as a formula.
+const FORMULA_START: [u8; 6] = [b'=', b'+', b'-', b'@', b'\t', b'\r'];
+
+/// Whether a text cell must be neutralised before a spreadsheet sees it.
+#[inline]
+pub fn is_formula_like(cell: &[u8]) -> bool {
+    cell.first().is_some_and(|b| FORMULA_START.contains(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_renames_and_abort_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = PendingFile::create(dir.path(), "a.csv").unwrap();
+        a.write_all(b"x\n").unwrap();
+        assert!(!dir.path().join("a.csv").exists());
+        commit(vec![a]).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a.csv")).unwrap(), b"x\n");
+
+        let b = PendingFile::create(dir.path(), "b.csv").unwrap();
+        discard(vec![b]);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only a.csv remains");
+    }
+
+    #[test]
+    fn formula_cells() {
+        assert!(is_formula_like(b"=1+1"));
+        assert!(is_formula_like(b"-50% off"));
+        assert!(is_formula_like(b"@SUM(A1)"));
+        assert!(!is_formula_like(b"hello"));
+        assert!(!is_formula_like(b""));
+    }
+}

@@ -1,0 +1,492 @@
+//! Rows: one message's facts as CSV rows of `messages.csv` and `received.csv`.
+//!
+//! Takes one item of a work unit (its bytes, where it came from) and gives the rows, appending
+//! them to the unit's CSV buffers and its counts. Headers are parsed here (stage 3), the Received
+//! chain classified (stage 5), and only the fields written out are decoded.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+
+use crate::aggregate::Totals;
+use crate::classify::{self, received::Hop};
+use crate::headers::{self, HeaderLimits, Headers, Malformed, address, date, decode};
+use crate::output::is_formula_like;
+use crate::split::{self, Entry, EntryKind};
+use crate::work::{Item, ItemKind};
+
+/// Columns of `messages.csv`, in order.
+pub const MESSAGE_COLUMNS: [&str; 25] = [
+    "source",
+    "offset",
+    "length",
+    "received_at",
+    "date",
+    "from",
+    "from_domain",
+    "envelope_from",
+    "subject",
+    "message_id",
+    "recipients",
+    "client_ip",
+    "origin_ip",
+    "hops",
+    "relay_path",
+    "size",
+    "malformed",
+    "dkim_signatures",
+    "auth_results",
+    "tenant_id",
+    "tenant_domain",
+    "x_mailer",
+    "list_unsubscribe",
+    "content_type",
+    "lossy_fields",
+];
+
+/// Columns of `received.csv`, in order.
+pub const RECEIVED_COLUMNS: [&str; 9] = [
+    "source",
+    "offset",
+    "hop",
+    "from_host",
+    "from_rdns",
+    "ip",
+    "by_host",
+    "with",
+    "timestamp",
+];
+
+/// Per-unit output: CSV bytes for each file and the unit's counts.
+#[derive(Default)]
+pub struct UnitOutput {
+    pub messages_csv: Vec<u8>,
+    pub received_csv: Vec<u8>,
+    pub totals: Totals,
+}
+
+/// Settings that shape rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RowOptions {
+    /// Write cells as they are, without neutralising spreadsheet formulas.
+    pub raw_cells: bool,
+    pub header_limits: HeaderLimits,
+}
+
+/// Builds rows for the items of one unit; keeps scratch buffers between messages.
+pub struct RowWriter<'o> {
+    opts: RowOptions,
+    out: &'o mut UnitOutput,
+    cells: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
+    lossy: Vec<&'static str>,
+}
+
+/// One cell being filled; `text` cells get formula neutralisation, numbers do not.
+impl<'o> RowWriter<'o> {
+    pub fn new(opts: RowOptions, out: &'o mut UnitOutput) -> Self {
+        RowWriter {
+            opts,
+            out,
+            cells: vec![Vec::new(); MESSAGE_COLUMNS.len()],
+            scratch: Vec::new(),
+            lossy: Vec::new(),
+        }
+    }
+
+    /// Write the rows for one item of a unit whose bytes are `data`.
+    pub fn item(&mut self, source: &str, data: &[u8], item: &Item) {
+        let mut headers = Headers::default();
+        let mut hops = Vec::new();
+        self.item_with(source, data, item, &mut headers, &mut hops);
+    }
+
+    /// As [`RowWriter::item`], reusing the caller's header and hop buffers across items.
+    pub fn item_with<'a>(
+        &mut self,
+        source: &str,
+        data: &'a [u8],
+        item: &Item,
+        headers: &mut Headers<'a>,
+        hops: &mut Vec<Hop<'a>>,
+    ) {
+        for c in &mut self.cells {
+            c.clear();
+        }
+        self.lossy.clear();
+        let t = &mut self.out.totals;
+        t.messages += 1;
+        t.message_bytes += item.length;
+        let bytes = &data[item.start..item.end];
+        let (envelope, msg, forced): (Option<&[u8]>, &[u8], Option<Malformed>) = match item.kind {
+            ItemKind::Failed(reason) => {
+                let entry = Entry {
+                    start: 0,
+                    end: bytes.len(),
+                    kind: EntryKind::Message,
+                };
+                let (env, _, msg) = if bytes.is_empty() {
+                    (&b""[..], 0, &b""[..])
+                } else {
+                    split::entry_message(bytes, &entry)
+                };
+                (Some(env), msg, Some(reason))
+            }
+            ItemKind::Entry(EntryKind::Preamble) => (None, bytes, Some(Malformed::MboxPreamble)),
+            ItemKind::Entry(kind) => {
+                let entry = Entry {
+                    start: 0,
+                    end: bytes.len(),
+                    kind,
+                };
+                let (env, _, msg) = split::entry_message(bytes, &entry);
+                let env = env.strip_prefix(b"From ").unwrap_or(env);
+                (Some(env), msg, None)
+            }
+            ItemKind::Whole => (None, bytes, None),
+        };
+        let parsed = if forced.is_some() && msg.is_empty() {
+            headers.clear();
+            Err(forced.unwrap_or(Malformed::Empty))
+        } else {
+            headers::parse_headers(msg, &self.opts.header_limits, headers)
+        };
+        let malformed = forced.or(parsed.err());
+        let envelope = envelope.or(headers.envelope);
+        // The size on the wire: without the envelope line, and without mbox `>From ` quoting.
+        let mut size = msg.len() - headers.message_start.min(msg.len());
+        if matches!(item.kind, ItemKind::Entry(EntryKind::Message)) {
+            size -= split::quoted_from_lines(msg).min(size);
+        }
+        match malformed {
+            Some(m) => self.out.totals.malformed[m.index()] += 1,
+            None => self.out.totals.parsed += 1,
+        }
+        self.out.totals.bad_header_lines += u64::from(headers.bad_lines);
+
+        hops.clear();
+        hops.extend(
+            headers
+                .received
+                .iter()
+                .map(|v| classify::received::parse_received(v)),
+        );
+        self.out.totals.received_hops += hops.len() as u64;
+
+        self.fill_cells(source, item, envelope, headers, hops, size, malformed);
+        if !self.lossy.is_empty() {
+            self.out.totals.lossy_messages += 1;
+        }
+        self.write_message_row();
+        self.write_hop_rows(source, item.offset, hops);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fill_cells(
+        &mut self,
+        source: &str,
+        item: &Item,
+        envelope: Option<&[u8]>,
+        h: &Headers<'_>,
+        hops: &[Hop<'_>],
+        size: usize,
+        malformed: Option<Malformed>,
+    ) {
+        let c = &mut self.cells;
+        let lossy = &mut self.lossy;
+        c[0].extend_from_slice(source.as_bytes());
+        let _ = write!(c[1], "{}", item.offset);
+        let _ = write!(c[2], "{}", item.length);
+        let (env_sender, env_date) = envelope.map(split_envelope).unwrap_or((None, None));
+        let received_at = classify::receipt_from_hops(hops)
+            .or_else(|| env_date.and_then(date::parse_date))
+            .or_else(|| h.date.and_then(date::parse_date));
+        match received_at {
+            Some(ts) => date::write_rfc3339(ts, &mut c[3]),
+            None => self.out.totals.no_receipt_time += 1,
+        }
+        if let Some(ts) = h.date.and_then(date::parse_date) {
+            date::write_rfc3339(ts, &mut c[4]);
+        }
+        if let Some(from) = h.from {
+            if let Some(addr) = address::first_address(from) {
+                if let Some(d) = address::domain_of(&addr) {
+                    c[6].extend_from_slice(d.as_bytes());
+                }
+                c[5].extend_from_slice(addr.as_bytes());
+            }
+            note_lossy(from, "from", lossy);
+        }
+        let envelope_from = h
+            .return_path
+            .and_then(address::return_path)
+            .or_else(|| env_sender.map(|s| String::from_utf8_lossy(s).into_owned()));
+        if let Some(e) = envelope_from {
+            if e.is_empty() {
+                c[7].extend_from_slice(b"<>");
+            } else {
+                c[7].extend_from_slice(e.as_bytes());
+            }
+        }
+        if let Some(s) = h.subject {
+            let d = decode::decode_text(s);
+            if d.lossy {
+                lossy.push("subject");
+            }
+            c[8].extend_from_slice(d.text.as_bytes());
+        }
+        if let Some(id) = h.message_id {
+            push_text(id, &mut c[9], "message_id", lossy);
+        }
+        let recipients: usize =
+            h.to.iter()
+                .chain(h.cc.iter())
+                .map(|v| address::count_addresses(v))
+                .sum();
+        let _ = write!(c[10], "{recipients}");
+        push_ip(classify::client_ip(hops), &mut c[11]);
+        push_ip(classify::origin_ip(hops), &mut c[12]);
+        let _ = write!(c[13], "{}", hops.len());
+        classify::write_relay_path(hops, &mut c[14]);
+        let _ = write!(c[15], "{size}");
+        if let Some(m) = malformed {
+            c[16].extend_from_slice(m.as_str().as_bytes());
+        }
+        for (i, sig) in h.dkim_signatures.iter().enumerate() {
+            let headers::DkimTags { d, s, a } = headers::dkim_tags(sig);
+            if i > 0 {
+                c[17].push(b' ');
+            }
+            for (j, part) in [d, s, a].into_iter().enumerate() {
+                if j > 0 {
+                    c[17].push(b':');
+                }
+                if let Some(p) = part {
+                    c[17].extend(p.iter().filter(|b| b.is_ascii_graphic() && **b != b':'));
+                }
+            }
+        }
+        if let Some(ar) = h.authentication_results.first() {
+            push_text(ar, &mut c[18], "auth_results", lossy);
+        }
+        if let Some(v) = h.cross_tenant_id {
+            push_text(v, &mut c[19], "tenant_id", lossy);
+            c[19].make_ascii_lowercase();
+        }
+        if let Some(v) = h.originator_org {
+            push_text(v, &mut c[20], "tenant_domain", lossy);
+            c[20].make_ascii_lowercase();
+        }
+        if let Some(v) = h.x_mailer {
+            let d = decode::decode_text(v);
+            if d.lossy {
+                lossy.push("x_mailer");
+            }
+            c[21].extend_from_slice(d.text.as_bytes());
+        }
+        if let Some(v) = h.list_unsubscribe {
+            push_text(v, &mut c[22], "list_unsubscribe", lossy);
+        }
+        if let Some(v) = h.content_type {
+            let media = v.split(|&b| b == b';').next().unwrap_or(v);
+            push_text(media, &mut c[23], "content_type", lossy);
+            c[23].make_ascii_lowercase();
+        }
+        for (i, name) in lossy.iter().enumerate() {
+            if i > 0 {
+                c[24].push(b';');
+            }
+            c[24].extend_from_slice(name.as_bytes());
+        }
+    }
+
+    fn write_message_row(&mut self) {
+        const NUMERIC: [usize; 5] = [1, 2, 10, 13, 15];
+        let raw = self.opts.raw_cells;
+        let out = &mut self.out.messages_csv;
+        for (i, cell) in self.cells.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let guard = !raw && !NUMERIC.contains(&i) && is_formula_like(cell);
+            write_cell(out, cell, guard, &mut self.scratch);
+        }
+        out.push(b'\n');
+    }
+
+    fn write_hop_rows(&mut self, source: &str, offset: u64, hops: &[Hop<'_>]) {
+        let raw = self.opts.raw_cells;
+        let n = hops.len();
+        let mut cell = Vec::new();
+        for (k, hop) in hops.iter().rev().enumerate() {
+            let out = &mut self.out.received_csv;
+            write_cell(
+                out,
+                source.as_bytes(),
+                !raw && is_formula_like(source.as_bytes()),
+                &mut self.scratch,
+            );
+            let _ = write!(out, ",{offset},{}", k + 1);
+            for part in [hop.from_host, hop.from_rdns] {
+                cell.clear();
+                if let Some(p) = part {
+                    push_host_text(p, &mut cell);
+                }
+                out.push(b',');
+                write_cell(
+                    out,
+                    &cell,
+                    !raw && is_formula_like(&cell),
+                    &mut self.scratch,
+                );
+            }
+            out.push(b',');
+            if let Some(ip) = hop.ip {
+                let _ = write!(out, "{ip}");
+            }
+            for part in [hop.by_host, hop.with] {
+                cell.clear();
+                if let Some(p) = part {
+                    push_host_text(p, &mut cell);
+                }
+                out.push(b',');
+                write_cell(
+                    out,
+                    &cell,
+                    !raw && is_formula_like(&cell),
+                    &mut self.scratch,
+                );
+            }
+            out.push(b',');
+            if let Some(ts) = hop.date.and_then(date::parse_date) {
+                date::write_rfc3339(ts, out);
+            }
+            out.push(b'\n');
+        }
+        let _ = n;
+    }
+}
+
+/// The envelope line after `From `: (sender, date text).
+fn split_envelope(env: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
+    let env = env.trim_ascii_start();
+    let end = memchr::memchr2(b' ', b'\t', env).unwrap_or(env.len());
+    let sender = &env[..end];
+    let rest = env[end..].trim_ascii();
+    (
+        (!sender.is_empty()).then_some(sender),
+        (!rest.is_empty()).then_some(rest),
+    )
+}
+
+/// An unfolded, trimmed, structured value (Message-ID, tenant, ...), lossy if not UTF-8.
+fn push_text(raw: &[u8], cell: &mut Vec<u8>, name: &'static str, lossy: &mut Vec<&'static str>) {
+    let unfolded = decode::unfold(raw);
+    let text = unfolded.trim_ascii();
+    match std::str::from_utf8(text) {
+        Ok(s) => cell.extend(
+            s.bytes()
+                .map(|b| if b < 0x20 || b == 0x7f { b' ' } else { b }),
+        ),
+        Err(_) => {
+            lossy.push(name);
+            let s = String::from_utf8_lossy(text);
+            cell.extend(
+                s.bytes()
+                    .map(|b| if b < 0x20 || b == 0x7f { b' ' } else { b }),
+            );
+        }
+    }
+}
+
+fn note_lossy(raw: &[u8], name: &'static str, lossy: &mut Vec<&'static str>) {
+    if std::str::from_utf8(raw).is_err() {
+        lossy.push(name);
+    }
+}
+
+/// Host names and protocol words: printable ASCII only.
+fn push_host_text(p: &[u8], cell: &mut Vec<u8>) {
+    cell.extend(
+        p.iter()
+            .map(|&b| if b.is_ascii_graphic() { b } else { b'?' }),
+    );
+}
+
+fn push_ip(ip: Option<IpAddr>, cell: &mut Vec<u8>) {
+    if let Some(ip) = ip {
+        let _ = write!(cell, "{ip}");
+    }
+}
+
+/// One CSV cell: quoted when it holds a comma, quote or line break (RFC 4180), prefixed with `'`
+/// when `guard` is set so spreadsheets show it as text instead of running it.
+fn write_cell(out: &mut Vec<u8>, cell: &[u8], guard: bool, scratch: &mut Vec<u8>) {
+    let needs_quotes = guard
+        || memchr::memchr3(b',', b'"', b'\n', cell).is_some()
+        || memchr::memchr(b'\r', cell).is_some();
+    if !needs_quotes {
+        out.extend_from_slice(cell);
+        return;
+    }
+    scratch.clear();
+    scratch.push(b'"');
+    if guard {
+        scratch.push(b'\'');
+    }
+    for &b in cell {
+        if b == b'"' {
+            scratch.push(b'"');
+        }
+        scratch.push(b);
+    }
+    scratch.push(b'"');
+    out.extend_from_slice(scratch);
+}
+
+/// The CSV header line of a file with these columns.
+pub fn header_line(columns: &[&str]) -> Vec<u8> {
+    let mut v = columns.join(",").into_bytes();
+    v.push(b'\n');
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(msg: &[u8], kind: ItemKind) -> String {
+        let mut out = UnitOutput::default();
+        let item = Item {
+            offset: 0,
+            length: msg.len() as u64,
+            start: 0,
+            end: msg.len(),
+            kind,
+        };
+        RowWriter::new(RowOptions::default(), &mut out).item("src", msg, &item);
+        String::from_utf8(out.messages_csv).unwrap()
+    }
+
+    #[test]
+    fn mbox_entry_row() {
+        let m = b"From a@b.example Mon May  6 00:10:11 2024\nFrom: \"A\" <a@B.Example>\nTo: x@y, z@w\nSubject: =?utf-8?q?caf=C3=A9?=\nDate: Mon, 06 May 2024 02:04:47 +0200\nMessage-ID: <m1@b>\n\nbody\n\n";
+        let r = row(m, ItemKind::Entry(EntryKind::Message));
+        assert!(r.starts_with("src,0,"), "{r}");
+        assert!(r.contains(",2024-05-06T00:10:11Z,2024-05-06T00:04:47Z,a@b.example,b.example,a@b.example,café,<m1@b>,2,"), "{r}");
+    }
+
+    #[test]
+    fn formula_cells_are_guarded() {
+        let m = b"Subject: =1+1\nFrom: a@b\n\n";
+        let r = row(m, ItemKind::Whole);
+        assert!(r.contains(",\"'=1+1\","), "{r}");
+    }
+
+    #[test]
+    fn malformed_rows_are_written() {
+        let r = row(b"\0\0\0junk", ItemKind::Whole);
+        assert!(r.contains(",binary-junk,"), "{r}");
+        let r = row(b"", ItemKind::Failed(Malformed::TooLarge));
+        assert!(r.contains(",too-large,"), "{r}");
+    }
+}

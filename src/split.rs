@@ -1,0 +1,969 @@
+//! Stage 2, split: cut an mbox byte stream into message entries.
+//!
+//! Takes bytes of an mbox (a memory map, or a window of a stream) and gives [`Entry`] byte ranges,
+//! one per message, each starting at its `From ` line and ending where the next entry starts.
+//!
+//! The rules, in the order they are applied:
+//! - An entry starts at a `From ` line that is at the start of the data or follows a blank line
+//!   (`\n\n` or `\n\r\n`), and that looks like an envelope line (a `hh:mm` time and a month name).
+//!   A `From ` line in a body that does not follow a blank line, or that carries no date, is text.
+//! - `Content-Length:` (mboxcl/mboxcl2) is trusted only when the body it measures ends exactly on
+//!   a valid boundary (a `From ` envelope line, optionally after one line break, or the end of the
+//!   data); then candidate `From ` lines inside that body are skipped. Otherwise it is ignored.
+//! - Candidate `From ` lines are found with `memchr::memmem` (SIMD); header lines with `memchr`.
+
+use memchr::memmem;
+
+/// One message entry of an mbox, in offsets relative to the data handed to the splitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Offset of the entry's first byte (its `From ` line, or 0 for preamble junk).
+    pub start: usize,
+    /// Offset one past the entry's last byte: the next entry's start, or the end of data.
+    pub end: usize,
+    /// What the entry is.
+    pub kind: EntryKind,
+}
+
+/// How an entry came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A message that begins with a `From ` envelope line.
+    Message,
+    /// Bytes before the first `From ` line of an mbox that are not just blank lines.
+    Preamble,
+}
+
+/// The `From ` line needle; the splitter looks for it after a newline.
+const FROM_AFTER_NL: &[u8] = b"\nFrom ";
+
+/// Longest line still taken as an envelope line; longer ones are body text.
+const MAX_FROM_LINE: usize = 1000;
+
+/// Whether `line` (without its line ending) is an mbox envelope line: `From ` followed by a sender
+/// and a date. The date test (a `h:mm` time and an English month name) is what separates
+/// `From sender Mon May  6 00:10:11 2024` from body text such as `From the desk of ...`.
+pub fn is_from_line(line: &[u8]) -> bool {
+    if !line.starts_with(b"From ") || line.len() > MAX_FROM_LINE {
+        return false;
+    }
+    let rest = &line[5..];
+    has_time(rest) && has_month(rest)
+}
+
+fn has_time(s: &[u8]) -> bool {
+    memchr::memchr_iter(b':', s).any(|i| {
+        i >= 1
+            && s[i - 1].is_ascii_digit()
+            && s.len() > i + 2
+            && s[i + 1].is_ascii_digit()
+            && s[i + 2].is_ascii_digit()
+    })
+}
+
+fn has_month(s: &[u8]) -> bool {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+        b"dec",
+    ];
+    s.split(|&b| b == b' ' || b == b'\t').any(|word| {
+        word.len() >= 3
+            && MONTHS
+                .iter()
+                .any(|m| word[..3].eq_ignore_ascii_case(&m[..]))
+    })
+}
+
+/// The line starting at `pos`, without its line ending, and the offset just past its `\n`
+/// (or the end of data when the line is unterminated).
+#[inline]
+pub fn line_at(data: &[u8], pos: usize) -> (&[u8], usize) {
+    match memchr::memchr(b'\n', &data[pos..]) {
+        Some(i) => {
+            let mut line = &data[pos..pos + i];
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            (line, pos + i + 1)
+        }
+        None => {
+            let mut line = &data[pos..];
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            (line, data.len())
+        }
+    }
+}
+
+/// Whether the byte before `nl` (the `\n` that ends the previous line) closes a blank line.
+#[inline]
+fn blank_line_ends_at(data: &[u8], nl: usize) -> bool {
+    // `nl` is the newline just before a candidate `From `; the line it ends is blank when the
+    // byte before it is another newline, or CR after a newline (CRLF blank line).
+    match nl {
+        0 => true, // the data starts with a blank line
+        1 => data[0] == b'\n' || data[0] == b'\r',
+        _ => data[nl - 1] == b'\n' || (data[nl - 1] == b'\r' && data[nl - 2] == b'\n'),
+    }
+}
+
+/// Offset of the next entry start strictly after `from`, searching up to `limit` (exclusive
+/// bound on the `From` offset).
+pub fn next_candidate(data: &[u8], from: usize, limit: usize) -> Option<usize> {
+    let finder = memmem::Finder::new(FROM_AFTER_NL);
+    let mut at = from;
+    let hay_end = (limit + FROM_AFTER_NL.len()).min(data.len());
+    while at < hay_end {
+        let nl = at + finder.find(&data[at..hay_end])?;
+        let start = nl + 1;
+        if start >= limit {
+            return None;
+        }
+        if start > from && blank_line_ends_at(data, nl) && is_from_line(line_at(data, start).0) {
+            return Some(start);
+        }
+        at = nl + 1;
+    }
+    None
+}
+
+/// What a walk over an entry's header block found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeaderScan {
+    /// Offset just past the blank line that ends the header block, if it was reached.
+    pub body_start: Option<usize>,
+    /// The value of the first `Content-Length:` field, if it parsed as a number.
+    pub content_length: Option<u64>,
+    /// The MIME boundary of a multipart `Content-Type:`, as a range of the data.
+    pub boundary: Option<(usize, usize)>,
+}
+
+/// Walk the header lines that follow the `From ` line at `pos`, stopping at the blank line, at the
+/// next entry candidate, or after `max_bytes`. Only line starts are looked at (memchr per line).
+pub fn scan_entry_header(data: &[u8], pos: usize, max_bytes: usize) -> HeaderScan {
+    let mut scan = HeaderScan::default();
+    let (_, mut at) = line_at(data, pos);
+    let stop = (pos + max_bytes).min(data.len());
+    // Start of the Content-Type field being collected (it may be folded over several lines).
+    let mut content_type: Option<usize> = None;
+    // Only the first Content-Type counts (spam sometimes carries two).
+    let mut seen_content_type = false;
+    while at < stop {
+        let (line, next) = line_at(data, at);
+        let folded = matches!(line.first(), Some(b' ' | b'\t'));
+        if !folded && let Some(ct) = content_type.take() {
+            scan.boundary = multipart_boundary(data, ct, at);
+        }
+        if line.is_empty() {
+            if next > at && data[next - 1] == b'\n' {
+                scan.body_start = Some(next);
+            }
+            return scan;
+        }
+        if scan.content_length.is_none()
+            && line.len() > 15
+            && line[..15].eq_ignore_ascii_case(b"content-length:")
+        {
+            scan.content_length = parse_decimal(&line[15..]);
+        }
+        if !seen_content_type
+            && line.len() > 13
+            && line[..13].eq_ignore_ascii_case(b"content-type:")
+        {
+            content_type = Some(at + 13);
+            seen_content_type = true;
+        }
+        at = next;
+    }
+    scan
+}
+
+/// The `boundary=` parameter of a multipart Content-Type value in `data[start..end]`.
+fn multipart_boundary(data: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
+    let value = &data[start..end];
+    let lower_has = |needle: &[u8]| {
+        value
+            .windows(needle.len())
+            .position(|w| w.eq_ignore_ascii_case(needle))
+    };
+    lower_has(b"multipart")?;
+    let at = lower_has(b"boundary")? + 8;
+    let mut i = at;
+    while i < value.len() && value[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    if value.get(i) != Some(&b'=') {
+        return None;
+    }
+    i += 1;
+    while i < value.len() && value[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    let (b, e) = if value.get(i) == Some(&b'"') {
+        let close = memchr::memchr(b'"', &value[i + 1..])?;
+        (i + 1, i + 1 + close)
+    } else {
+        let len = value[i..]
+            .iter()
+            .position(|&c| c == b';' || c.is_ascii_whitespace())
+            .unwrap_or(value.len() - i);
+        (i, i + len)
+    };
+    // RFC 2046 boundaries are 1 to 70 characters.
+    (e > b && e - b <= 70).then_some((start + b, start + e))
+}
+
+/// Whether the candidate entry start `cand` lies inside the still-open MIME body of the entry
+/// whose header is `header`: the entry is multipart, its closing delimiter `--B--` has not
+/// appeared before `cand`, the candidate does not declare the same boundary itself, and a
+/// `--B` delimiter line follows the candidate before the next candidate. This keeps an mbox
+/// or a `git format-patch` attached as plain text inside one message. `Err(())`: more data needed.
+fn inside_open_mime_body(
+    data: &[u8],
+    header: &HeaderScan,
+    cand: usize,
+    at_eof: bool,
+    limits: &SplitLimits,
+) -> Result<bool, ()> {
+    let (Some(body), Some((bs, be))) = (header.body_start, header.boundary) else {
+        return Ok(false);
+    };
+    if body > cand {
+        return Ok(false);
+    }
+    let boundary = &data[bs..be];
+    // A closing delimiter line `--B--` before the candidate closes the body. Searched from the
+    // end, where it usually is.
+    let closed = memmem::rfind_iter(&data[body..cand], boundary).any(|rel| {
+        let hit = body + rel;
+        hit >= body + 2
+            && &data[hit - 3..hit] == b"\n--"
+            && data[hit + boundary.len()..cand].starts_with(b"--")
+    });
+    if closed {
+        return Ok(false);
+    }
+    let own = scan_entry_header(data, cand, limits.max_header_bytes);
+    if let Some((os, oe)) = own.boundary
+        && &data[os..oe] == boundary
+    {
+        return Ok(false);
+    }
+    let next = next_candidate(data, cand, data.len());
+    let region_end = match next {
+        Some(n) => n,
+        None if at_eof => data.len(),
+        None => data.len(),
+    };
+    let mut from = cand;
+    while let Some(i) = memmem::find(&data[from..region_end], boundary) {
+        let hit = from + i;
+        if hit >= 3 && &data[hit - 3..hit] == b"\n--" {
+            return Ok(true);
+        }
+        from = hit + 1;
+    }
+    if next.is_none() && !at_eof {
+        Err(())
+    } else {
+        Ok(false)
+    }
+}
+
+fn parse_decimal(s: &[u8]) -> Option<u64> {
+    let s = s.trim_ascii();
+    if s.is_empty() || s.len() > 15 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Where `Content-Length` says the next entry starts: `Some(offset)` when `target` is a valid
+/// boundary (a `From ` envelope line, optionally after one line ending, or end of data).
+/// `Err(())` when more data is needed to decide.
+fn boundary_at(data: &[u8], target: usize, at_eof: bool) -> Result<Option<usize>, ()> {
+    let rest = &data[target..];
+    let skip = if rest.starts_with(b"\r\n") {
+        2
+    } else if rest.starts_with(b"\n") {
+        1
+    } else {
+        0
+    };
+    if skip == 0 && target > 0 && data[target - 1] != b'\n' {
+        // A boundary is a line start; a length that lands mid-line is wrong.
+        return Ok(None);
+    }
+    let after = &rest[skip..];
+    if after.is_empty() || after.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+        // Only line breaks left: the end of data if it is final, else undecided.
+        return if at_eof {
+            Ok(Some(data.len()))
+        } else {
+            Err(())
+        };
+    }
+    let line_end = memchr::memchr(b'\n', after);
+    if line_end.is_none() && !at_eof {
+        return Err(());
+    }
+    if is_from_line(line_at(data, target + skip).0) {
+        Ok(Some(target + skip))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Offset of the first entry start in `data` (which begins a stream), and whether the bytes before
+/// it are more than blank lines.
+pub fn first_entry(data: &[u8]) -> Option<usize> {
+    if is_from_line(line_at(data, 0).0) {
+        return Some(0);
+    }
+    let mut lead = 0;
+    loop {
+        if data[lead..].starts_with(b"\r\n") {
+            lead += 2;
+        } else if data[lead..].starts_with(b"\n") {
+            lead += 1;
+        } else {
+            break;
+        }
+    }
+    if lead > 0 && lead < data.len() && is_from_line(line_at(data, lead).0) {
+        return Some(lead);
+    }
+    next_candidate(data, 0, data.len())
+}
+
+/// Splitter limits.
+#[derive(Debug, Clone, Copy)]
+pub struct SplitLimits {
+    /// How far into an entry the header walk looks for `Content-Length:` and the blank line.
+    pub max_header_bytes: usize,
+    /// Largest `Content-Length` honoured; larger values are ignored as implausible.
+    pub max_content_length: u64,
+}
+
+impl Default for SplitLimits {
+    fn default() -> Self {
+        SplitLimits {
+            max_header_bytes: 1 << 20,
+            max_content_length: 1 << 32,
+        }
+    }
+}
+
+/// Result of one call to [`plan_entries`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    /// Offset where the first entry that was not emitted starts (== data.len() when all done).
+    pub next: usize,
+    /// True when the call stopped because it needs more data after `data` (never at eof).
+    pub needs_more: bool,
+}
+
+/// Emit the entries that start at `pos` (an entry start) into `out`, until the entries emitted
+/// cover at least `budget` bytes or the data ends. With `at_eof` false the last entry in the
+/// data is left pending (its end is not known yet) and `needs_more` is set.
+pub fn plan_entries(
+    data: &[u8],
+    mut pos: usize,
+    at_eof: bool,
+    budget: usize,
+    limits: &SplitLimits,
+    out: &mut Vec<Entry>,
+) -> Planned {
+    let start = pos;
+    let more = |pos| Planned {
+        next: pos,
+        needs_more: true,
+    };
+    while pos < data.len() && pos - start < budget {
+        let header = scan_entry_header(data, pos, limits.max_header_bytes);
+        let mut next = None;
+        if let (Some(body), Some(len)) = (header.body_start, header.content_length)
+            && len <= limits.max_content_length
+        {
+            let target = body as u64 + len;
+            if target <= data.len() as u64 {
+                match boundary_at(data, target as usize, at_eof) {
+                    Ok(found) => next = found,
+                    Err(()) => return more(pos),
+                }
+            } else if !at_eof {
+                return more(pos);
+            }
+        }
+        if next.is_none() {
+            let mut from = pos;
+            loop {
+                match next_candidate(data, from, data.len()) {
+                    Some(cand) => {
+                        match inside_open_mime_body(data, &header, cand, at_eof, limits) {
+                            Ok(true) => from = cand,
+                            Ok(false) => {
+                                next = Some(cand);
+                                break;
+                            }
+                            Err(()) => return more(pos),
+                        }
+                    }
+                    None if at_eof => {
+                        next = Some(data.len());
+                        break;
+                    }
+                    None => return more(pos),
+                }
+            }
+        }
+        let next = next.unwrap_or(data.len());
+        out.push(Entry {
+            start: pos,
+            end: next,
+            kind: EntryKind::Message,
+        });
+        pos = next;
+    }
+    Planned {
+        next: pos,
+        needs_more: false,
+    }
+}
+
+/// Split a whole mbox held in memory: preamble junk (if any) and every entry.
+pub fn split_all(data: &[u8], limits: &SplitLimits) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let first = first_entry(data).unwrap_or(data.len());
+    if data[..first].iter().any(|b| !b.is_ascii_whitespace()) {
+        out.push(Entry {
+            start: 0,
+            end: first,
+            kind: EntryKind::Preamble,
+        });
+    }
+    plan_entries(data, first, true, usize::MAX, limits, &mut out);
+    out
+}
+
+/// The message inside an entry: the bytes after the `From ` line, without the blank separator
+/// line that ends the entry. Returns (envelope line without line ending, message bytes offset,
+/// message bytes).
+pub fn entry_message<'a>(data: &'a [u8], entry: &Entry) -> (&'a [u8], usize, &'a [u8]) {
+    let bytes = &data[entry.start..entry.end];
+    let (envelope, body_at) = if entry.kind == EntryKind::Preamble {
+        (&b""[..], 0)
+    } else {
+        let (line, next) = line_at(bytes, 0);
+        (line, next)
+    };
+    let mut msg = &bytes[body_at..];
+    msg = strip_separator(msg);
+    (envelope, entry.start + body_at, msg)
+}
+
+/// Drop the one blank separator line an mbox writer puts after each message.
+fn strip_separator(msg: &[u8]) -> &[u8] {
+    let without_last = if msg.ends_with(b"\r\n") {
+        &msg[..msg.len() - 2]
+    } else if msg.ends_with(b"\n") {
+        &msg[..msg.len() - 1]
+    } else {
+        return msg;
+    };
+    if without_last.ends_with(b"\n") {
+        without_last
+    } else {
+        msg
+    }
+}
+
+/// Offsets of the lines of `msg` that an mbox writer quoted (`>From `, `>>From `, ...): the
+/// offset of each such line's first `>`. Reading an mboxrd removes one `>` from each; for the
+/// usual single `>From ` of mboxo the result is the same.
+fn quoted_from_line_starts(msg: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    memmem::find_iter(msg, b">From ").filter_map(move |at| {
+        let quotes = msg[..=at].iter().rev().take_while(|&&b| b == b'>').count();
+        let line_start = at + 1 - quotes;
+        (line_start == 0 || msg[line_start - 1] == b'\n').then_some(line_start)
+    })
+}
+
+/// How many lines of `msg` carry mbox `>From ` quoting (each is one byte longer than on the wire).
+pub fn quoted_from_lines(msg: &[u8]) -> usize {
+    quoted_from_line_starts(msg).count()
+}
+
+/// The message as it was before mbox quoting: one `>` removed from every `^>+From ` line.
+/// Borrowed when nothing was quoted.
+pub fn unquote_mboxrd(msg: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut starts = quoted_from_line_starts(msg).peekable();
+    if starts.peek().is_none() {
+        return std::borrow::Cow::Borrowed(msg);
+    }
+    let mut out = Vec::with_capacity(msg.len());
+    let mut from = 0;
+    for at in starts {
+        out.extend_from_slice(&msg[from..at]);
+        from = at + 1;
+    }
+    out.extend_from_slice(&msg[from..]);
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+pub(crate) mod oracle {
+    //! A plain byte-by-byte splitter with the same rules, for checking the SIMD one.
+    use super::{Entry, EntryKind};
+
+    fn lines(data: &[u8]) -> Vec<(usize, usize)> {
+        // (start, end-without-newline) of every line
+        let mut v = Vec::new();
+        let mut s = 0;
+        for (i, &b) in data.iter().enumerate() {
+            if b == b'\n' {
+                v.push((s, i));
+                s = i + 1;
+            }
+        }
+        if s < data.len() {
+            v.push((s, data.len()));
+        }
+        v
+    }
+
+    fn text(data: &[u8], (s, e): (usize, usize)) -> &[u8] {
+        let l = &data[s..e];
+        if l.last() == Some(&b'\r') {
+            &l[..l.len() - 1]
+        } else {
+            l
+        }
+    }
+
+    fn from_line(l: &[u8]) -> bool {
+        if l.len() > 1000 || l.len() < 5 || &l[..5] != b"From " {
+            return false;
+        }
+        let r = &l[5..];
+        let mut time = false;
+        for i in 1..r.len() {
+            if r[i] == b':'
+                && r[i - 1].is_ascii_digit()
+                && i + 2 < r.len()
+                && r[i + 1].is_ascii_digit()
+                && r[i + 2].is_ascii_digit()
+            {
+                time = true;
+            }
+        }
+        let months = [
+            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+        ];
+        let month = r.split(|&b| b == b' ' || b == b'\t').any(|w| {
+            w.len() >= 3
+                && months
+                    .iter()
+                    .any(|m| w[..3].to_ascii_lowercase() == m.as_bytes())
+        });
+        time && month
+    }
+
+    /// The multipart boundary declared in the header of the entry whose From line is line `i`.
+    fn boundary_of(data: &[u8], ls: &[(usize, usize)], i: usize) -> Option<Vec<u8>> {
+        let mut j = i + 1;
+        let mut ct: Option<Vec<u8>> = None;
+        let mut collecting = false;
+        while j < ls.len() {
+            let t = text(data, ls[j]);
+            if t.is_empty() {
+                break;
+            }
+            if t[0] == b' ' || t[0] == b'\t' {
+                if collecting {
+                    let v = ct.as_mut().unwrap();
+                    v.extend_from_slice(&data[ls[j - 1].1..ls[j].1]);
+                }
+            } else {
+                if collecting {
+                    break;
+                }
+                if ct.is_none() && t.len() > 13 && t[..13].eq_ignore_ascii_case(b"content-type:") {
+                    ct = Some(data[ls[j].0 + 13..ls[j].1].to_vec());
+                    collecting = true;
+                }
+            }
+            j += 1;
+        }
+        let v = ct?;
+        let lower: Vec<u8> = v.to_ascii_lowercase();
+        let find = |n: &[u8]| lower.windows(n.len()).position(|w| w == n);
+        find(b"multipart")?;
+        let mut k = find(b"boundary")? + 8;
+        while k < v.len() && v[k].is_ascii_whitespace() {
+            k += 1;
+        }
+        if v.get(k) != Some(&b'=') {
+            return None;
+        }
+        k += 1;
+        while k < v.len() && v[k].is_ascii_whitespace() {
+            k += 1;
+        }
+        let b = if v.get(k) == Some(&b'"') {
+            let close = v[k + 1..].iter().position(|&c| c == b'"')?;
+            v[k + 1..k + 1 + close].to_vec()
+        } else {
+            v[k..]
+                .iter()
+                .take_while(|&&c| c != b';' && !c.is_ascii_whitespace())
+                .copied()
+                .collect()
+        };
+        (!b.is_empty() && b.len() <= 70).then_some(b)
+    }
+
+    /// Oracle: boundaries by a line walk; Content-Length honoured when it lands on a boundary.
+    pub fn split(data: &[u8]) -> Vec<Entry> {
+        let ls = lines(data);
+        // candidate line indices
+        let mut cand = vec![false; ls.len()];
+        for (i, &l) in ls.iter().enumerate() {
+            let blank_before = i == 0 || text(data, ls[i - 1]).is_empty();
+            cand[i] = blank_before && from_line(text(data, l));
+        }
+        let start_line = if !ls.is_empty() && from_line(text(data, ls[0])) {
+            Some(0)
+        } else {
+            (0..ls.len()).find(|&i| cand[i])
+        };
+        let mut out = Vec::new();
+        let Some(mut i) = start_line else {
+            if data.iter().any(|b| !b.is_ascii_whitespace()) {
+                out.push(Entry {
+                    start: 0,
+                    end: data.len(),
+                    kind: EntryKind::Preamble,
+                });
+            }
+            return out;
+        };
+        if data[..ls[i].0].iter().any(|b| !b.is_ascii_whitespace()) {
+            out.push(Entry {
+                start: 0,
+                end: ls[i].0,
+                kind: EntryKind::Preamble,
+            });
+        }
+        loop {
+            let start = ls[i].0;
+            // header walk
+            let mut j = i + 1;
+            let mut cl: Option<u64> = None;
+            let mut body_line = None;
+            while j < ls.len() {
+                let t = text(data, ls[j]);
+                if t.is_empty() {
+                    if ls[j].1 < data.len() {
+                        body_line = Some(j + 1);
+                    }
+                    break;
+                }
+                if cl.is_none() && t.len() > 15 && t[..15].eq_ignore_ascii_case(b"content-length:")
+                {
+                    let v = std::str::from_utf8(&t[15..]).unwrap_or("").trim();
+                    if !v.is_empty() && v.len() <= 15 && v.bytes().all(|b| b.is_ascii_digit()) {
+                        cl = v.parse().ok();
+                    }
+                }
+                j += 1;
+            }
+            let body_start = body_line.map(|b| if b < ls.len() { ls[b].0 } else { data.len() });
+            let mut next: Option<usize> = None;
+            let cands: Vec<usize> = ((i + 1)..ls.len())
+                .filter(|&k| cand[k])
+                .map(|k| ls[k].0)
+                .collect();
+            if let (Some(b), Some(n)) = (body_start, cl)
+                && n <= 1 << 32
+            {
+                let t = b as u64 + n;
+                if t <= data.len() as u64 {
+                    let t = t as usize;
+                    let mut s = t;
+                    if data[t..].starts_with(b"\r\n") {
+                        s += 2
+                    } else if data[t..].starts_with(b"\n") {
+                        s += 1
+                    }
+                    if s == t && t > 0 && data[t - 1] != b'\n' {
+                        // mid-line: not a boundary
+                    } else if data[s..].iter().all(|&c| c == b'\r' || c == b'\n') {
+                        next = Some(data.len());
+                    } else {
+                        let e = data[s..]
+                            .iter()
+                            .position(|&c| c == b'\n')
+                            .map_or(data.len(), |p| s + p);
+                        if from_line(text(data, (s, e))) {
+                            next = Some(s);
+                        }
+                    }
+                }
+            }
+            let boundary = boundary_of(data, &ls, i);
+            let next_cand = cands
+                .iter()
+                .enumerate()
+                .find(|&(ci, &c)| {
+                    let Some(b) = &boundary else { return true };
+                    let Some(body) = body_start else { return true };
+                    if body > c {
+                        return true;
+                    }
+                    let mut close = b"\n--".to_vec();
+                    close.extend_from_slice(b);
+                    close.extend_from_slice(b"--");
+                    if data[body - 1..c]
+                        .windows(close.len())
+                        .any(|w| w == &close[..])
+                    {
+                        return true;
+                    }
+                    let ci_line = ls.iter().position(|l| l.0 == c).unwrap();
+                    if boundary_of(data, &ls, ci_line).as_ref() == Some(b) {
+                        return true;
+                    }
+                    let end = cands.get(ci + 1).copied().unwrap_or(data.len());
+                    let mut needle = b"\n--".to_vec();
+                    needle.extend_from_slice(b);
+                    // contained when a delimiter of this entry follows the candidate
+                    !data[c..end].windows(needle.len()).any(|w| w == &needle[..])
+                })
+                .map(|(_, &c)| c);
+            let end = next.or(next_cand).unwrap_or(data.len());
+            out.push(Entry {
+                start,
+                end,
+                kind: EntryKind::Message,
+            });
+            if end >= data.len() {
+                return out;
+            }
+            i = ls
+                .iter()
+                .position(|l| l.0 == end)
+                .expect("boundary on a line start");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn starts(data: &[u8]) -> Vec<usize> {
+        split_all(data, &SplitLimits::default())
+            .iter()
+            .map(|e| e.start)
+            .collect()
+    }
+
+    #[test]
+    fn envelope_lines() {
+        assert!(is_from_line(b"From a@b Mon May  6 00:10:11 2024"));
+        assert!(is_from_line(
+            b"From magick-owner@x Wed Feb  9 22:02 MET 2000"
+        ));
+        assert!(is_from_line(b"From - Thu Jan  1 00:00:00 1970"));
+        assert!(!is_from_line(b"From the desk of the director"));
+        assert!(!is_from_line(b"From 10:00 until late"));
+        assert!(!is_from_line(b">From a@b Mon May  6 00:10:11 2024"));
+    }
+
+    #[test]
+    fn body_from_without_blank_line_is_text() {
+        let m = b"From a@b Mon May  6 00:10:11 2024\nSubject: x\n\nhello\nFrom b@c Mon May  6 00:10:11 2024\nmore\n\nFrom c@d Tue May  7 01:00:00 2024\nSubject: y\n\nbody\n";
+        assert_eq!(starts(m), vec![0, 92]);
+        assert_eq!(&m[92..97], b"From ");
+    }
+
+    #[test]
+    fn crlf_and_final_message_without_newline() {
+        let m = b"From a@b Mon May  6 00:10:11 2024\r\nSubject: x\r\n\r\nhi\r\n\r\nFrom c@d Tue May  7 01:00:00 2024\r\nSubject: y\r\n\r\nlast";
+        let e = split_all(m, &SplitLimits::default());
+        assert_eq!(e.len(), 2);
+        let (env, _, msg) = entry_message(m, &e[0]);
+        assert_eq!(env, b"From a@b Mon May  6 00:10:11 2024");
+        assert_eq!(msg, b"Subject: x\r\n\r\nhi\r\n");
+        let (_, _, msg) = entry_message(m, &e[1]);
+        assert_eq!(msg, b"Subject: y\r\n\r\nlast");
+    }
+
+    #[test]
+    fn content_length_skips_from_lines_in_body() {
+        let body = b"line\n\nFrom x@y Mon May  6 00:10:11 2024\nnot a boundary\n";
+        let mut m = Vec::new();
+        m.extend_from_slice(b"From a@b Mon May  6 00:10:11 2024\nContent-Length: ");
+        m.extend_from_slice(body.len().to_string().as_bytes());
+        m.extend_from_slice(b"\n\n");
+        m.extend_from_slice(body);
+        m.extend_from_slice(b"\nFrom c@d Tue May  7 01:00:00 2024\nSubject: y\n\nb\n");
+        let s = starts(&m);
+        assert_eq!(s.len(), 2, "{s:?}");
+    }
+
+    #[test]
+    fn wrong_content_length_falls_back_to_from_lines() {
+        let m = b"From a@b Mon May  6 00:10:11 2024\nContent-Length: 3\n\nhello\n\nFrom c@d Tue May  7 01:00:00 2024\nSubject: y\n\nb\n";
+        assert_eq!(starts(m).len(), 2);
+    }
+
+    #[test]
+    fn mboxrd_unquoting() {
+        let m = b">From a\nx >From b\n>>From c\n>>Fromage\n";
+        assert_eq!(quoted_from_lines(m), 2);
+        assert_eq!(
+            &unquote_mboxrd(m)[..],
+            b"From a\nx >From b\n>From c\n>>Fromage\n"
+        );
+        assert!(matches!(
+            unquote_mboxrd(b"plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn content_length_past_end_is_ignored() {
+        // Stale Content-Length values are common (8-bit conversion after delivery): not trusted.
+        let m = b"From a@b Mon May  6 00:10:11 2024\nContent-Length: 300\n\nhello\n";
+        let e = split_all(m, &SplitLimits::default());
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].end, m.len());
+    }
+
+    #[test]
+    fn mbox_attached_inside_an_open_mime_body_stays_inside() {
+        let m = b"From a@b Mon May  6 00:10:11 2024\nContent-Type: multipart/mixed;\n boundary=\"=-=-=\"\n\n--=-=-=\nContent-Type: text/plain\n\nsee patch\n\nFrom 123abc Mon Sep 17 00:00:00 2001\nFrom: x@y\nSubject: [PATCH]\n\ndiff\n--=-=-=--\n\nFrom c@d Tue May  7 01:00:00 2024\nSubject: y\n\nb\n";
+        let s = starts(m);
+        assert_eq!(s.len(), 2, "{s:?}");
+        // A closed multipart message does not swallow the next one.
+        let m2 = b"From a@b Mon May  6 00:10:11 2024\nContent-Type: multipart/mixed; boundary=XX\n\n--XX\n\nhi\n--XX--\n\nFrom c@d Tue May  7 01:00:00 2024\nContent-Type: multipart/mixed; boundary=XX\n\n--XX\n\nb\n--XX--\n";
+        assert_eq!(starts(m2).len(), 2);
+        // An unclosed one followed by a message with the same boundary does not either.
+        let m3 = b"From a@b Mon May  6 00:10:11 2024\nContent-Type: multipart/mixed; boundary=XX\n\n--XX\n\nhi\n\nFrom c@d Tue May  7 01:00:00 2024\nContent-Type: multipart/mixed; boundary=XX\n\n--XX\n\nb\n--XX--\n";
+        assert_eq!(starts(m3).len(), 2);
+    }
+
+    #[test]
+    fn preamble_junk_is_an_entry() {
+        let m = b"garbage\n\nFrom a@b Mon May  6 00:10:11 2024\nSubject: x\n\nhi\n";
+        let e = split_all(m, &SplitLimits::default());
+        assert_eq!(e[0].kind, EntryKind::Preamble);
+        assert_eq!(e[1].start, 9);
+    }
+
+    #[test]
+    fn incremental_planning_matches_whole() {
+        let m = b"From a@b Mon May  6 00:10:11 2024\nSubject: x\n\nhi\n\nFrom c@d Tue May  7 01:00:00 2024\nSubject: y\n\nb\n";
+        let mut out = Vec::new();
+        let p = plan_entries(
+            &m[..90],
+            0,
+            false,
+            usize::MAX,
+            &SplitLimits::default(),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert!(p.needs_more);
+        let p2 = plan_entries(
+            m,
+            p.next,
+            true,
+            usize::MAX,
+            &SplitLimits::default(),
+            &mut out,
+        );
+        assert_eq!(p2.next, m.len());
+        assert_eq!(out, split_all(m, &SplitLimits::default()));
+    }
+
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"From a@b Mon May  6 00:10:11 2024".to_vec()),
+            Just(b"From - Wed Feb  9 22:02 MET 2000".to_vec()),
+            Just(b"From the desk".to_vec()),
+            Just(b">From a@b Mon May  6 00:10:11 2024".to_vec()),
+            Just(b"Subject: hello".to_vec()),
+            Just(b"Content-Length: 12".to_vec()),
+            Just(b"Content-Length: 0".to_vec()),
+            Just(b"content-length: 40".to_vec()),
+            Just(b"Content-Type: multipart/mixed; boundary=XX".to_vec()),
+            Just(b"Content-Type: multipart/alternative;".to_vec()),
+            Just(b" boundary=\"XX\"".to_vec()),
+            Just(b"--XX".to_vec()),
+            Just(b"--XX--".to_vec()),
+            Just(Vec::new()),
+            Just(b"\r".to_vec()),
+            Just(b"body text".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..12),
+        ]
+    }
+
+    fn mbox() -> impl Strategy<Value = Vec<u8>> {
+        (
+            proptest::collection::vec(
+                (piece(), prop_oneof![Just(&b"\n"[..]), Just(&b"\r\n"[..])]),
+                0..40,
+            ),
+            any::<bool>(),
+        )
+            .prop_map(|(lines, cut)| {
+                let mut v = Vec::new();
+                for (l, nl) in lines {
+                    v.extend_from_slice(&l);
+                    v.extend_from_slice(nl);
+                }
+                if cut && !v.is_empty() {
+                    v.pop();
+                }
+                v
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn simd_split_matches_oracle(data in mbox()) {
+            prop_assert_eq!(split_all(&data, &SplitLimits::default()), oracle::split(&data));
+        }
+
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let e = split_all(&data, &SplitLimits::default());
+            // entries tile the data from the first start to the end
+            for w in e.windows(2) { prop_assert_eq!(w[0].end, w[1].start); }
+            if let Some(last) = e.last() { prop_assert_eq!(last.end, data.len()); }
+        }
+
+        #[test]
+        fn chunked_planning_matches_whole(data in mbox(), cut in 0usize..400) {
+            let limits = SplitLimits::default();
+            let whole = split_all(&data, &limits);
+            let Some(first) = first_entry(&data) else { return Ok(()); };
+            let mut out = Vec::new();
+            let cut = cut.min(data.len());
+            let mut pos = first;
+            if cut > first {
+                let p = plan_entries(&data[..cut], first, false, usize::MAX, &limits, &mut out);
+                pos = p.next;
+            }
+            plan_entries(&data, pos, true, usize::MAX, &limits, &mut out);
+            let whole: Vec<_> = whole.into_iter().filter(|e| e.kind != EntryKind::Preamble).collect();
+            prop_assert_eq!(out, whole);
+        }
+    }
+}

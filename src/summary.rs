@@ -1,0 +1,120 @@
+//! `summary.json` and the short human summary: what a run saw, how long it took.
+//!
+//! Takes a [`ScanReport`] plus the inputs and options and gives JSON bytes (for the file) or a few
+//! lines of text (for stderr). Everything except the `run` section is deterministic.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::scan::{ScanOptions, ScanReport};
+
+/// The run's throughput: (MB/s of message bytes, messages/s).
+pub fn throughput(report: &ScanReport) -> (f64, f64) {
+    let secs = report.elapsed.as_secs_f64().max(1e-9);
+    (
+        report.totals.message_bytes as f64 / 1e6 / secs,
+        report.totals.messages as f64 / secs,
+    )
+}
+
+/// Whether every input could be read.
+pub fn complete(report: &ScanReport) -> bool {
+    report.totals.unreadable().next().is_none()
+}
+
+/// The `summary.json` document.
+pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions) -> Vec<u8> {
+    let t = &report.totals;
+    let (mbps, mps) = throughput(report);
+    let unreadable: Vec<_> = t
+        .unreadable()
+        .map(|n| json!({"path": n.path, "error": n.reason}))
+        .collect();
+    let skipped: Vec<_> = t
+        .notes
+        .iter()
+        .filter(|n| n.status == "skipped")
+        .map(|n| json!({"path": n.path, "reason": n.reason}))
+        .collect();
+    let doc = json!({
+        "tool": {"name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION")},
+        "complete": complete(report),
+        "inputs": inputs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+        "options": {
+            "mmap": opts.mmap,
+            "raw_cells": opts.rows.raw_cells,
+            "max_message_bytes": opts.stream.max_message_bytes,
+            "max_header_bytes": opts.rows.header_limits.max_header_bytes,
+        },
+        "totals": {
+            "files": t.files,
+            "bytes": t.bytes,
+            "message_bytes": t.message_bytes,
+            "messages": t.messages,
+            "parsed": t.parsed,
+            "malformed": t.malformed_total(),
+            "malformed_by_reason": t.malformed_by_reason(),
+            "received_hops": t.received_hops,
+            "lossy_messages": t.lossy_messages,
+            "bad_header_lines": t.bad_header_lines,
+            "no_receipt_time": t.no_receipt_time,
+            "skipped_files": skipped.len(),
+            "skipped_by_reason": t.skipped_by_reason(),
+            "unreadable_inputs": unreadable.len(),
+        },
+        "unreadable": unreadable,
+        "skipped": skipped,
+        "run": {
+            "threads": report.threads,
+            "elapsed_seconds": report.elapsed.as_secs_f64(),
+            "messages_per_second": mps.round(),
+            "megabytes_per_second": (mbps * 10.0).round() / 10.0,
+        },
+        "outputs": report.outputs.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect::<Vec<_>>(),
+    });
+    let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// A few lines for stderr at the end of a run.
+pub fn human_summary(report: &ScanReport) -> String {
+    let t = &report.totals;
+    let (mbps, mps) = throughput(report);
+    let mut s = format!(
+        "mailcensus: {} messages ({} parsed, {} malformed) from {} files, {:.1} MB, in {:.2}s: {:.0} messages/s, {:.1} MB/s on {} threads\n",
+        t.messages,
+        t.parsed,
+        t.malformed_total(),
+        t.files,
+        t.message_bytes as f64 / 1e6,
+        report.elapsed.as_secs_f64(),
+        mps,
+        mbps,
+        report.threads,
+    );
+    if t.malformed_total() > 0 {
+        let reasons: Vec<String> = t
+            .malformed_by_reason()
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        s.push_str(&format!("  malformed: {}\n", reasons.join(", ")));
+    }
+    let skipped = t.skipped_by_reason();
+    if !skipped.is_empty() {
+        let reasons: Vec<String> = skipped.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        s.push_str(&format!("  skipped files: {}\n", reasons.join(", ")));
+    }
+    for n in t.unreadable().take(10) {
+        s.push_str(&format!("  unreadable: {}: {}\n", n.path, n.reason));
+    }
+    let more = t.unreadable().count().saturating_sub(10);
+    if more > 0 {
+        s.push_str(&format!(
+            "  ... and {more} more unreadable inputs (see summary.json)\n"
+        ));
+    }
+    s
+}

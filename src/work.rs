@@ -1,0 +1,116 @@
+//! The unit of parallel work: a block of bytes and the messages in it.
+//!
+//! The input stage makes [`Work`] in input order; workers turn each into rows; the output stage
+//! writes the rows back in that same order, so output never depends on scheduling.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::headers::Malformed;
+use crate::split::EntryKind;
+
+/// Bytes a work unit reads from: a shared read-only memory map, or an owned buffer.
+pub enum Bytes {
+    Mapped(Arc<Mmap>),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// One message (or one place where a message should have been) inside a work unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item {
+    /// Offset of the entry's start in its source (the `From ` line of an mbox entry; 0 for a
+    /// one-message file).
+    pub offset: u64,
+    /// Length of the entry in its source, separator line included.
+    pub length: u64,
+    /// Range of the entry in the unit's bytes (empty for items whose bytes were not kept).
+    pub start: usize,
+    pub end: usize,
+    pub kind: ItemKind,
+}
+
+impl Item {
+    /// An item whose bytes were not kept, already known to be malformed.
+    pub fn failed(offset: u64, length: u64, reason: Malformed) -> Item {
+        Item {
+            offset,
+            length,
+            start: 0,
+            end: 0,
+            kind: ItemKind::Failed(reason),
+        }
+    }
+}
+
+/// What an item's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// An mbox entry: `From ` line, message, separator.
+    Entry(EntryKind),
+    /// A whole one-message file (it may still begin with an envelope line).
+    Whole,
+    /// Known malformed before parsing (bytes not kept, or cut short by a read error).
+    Failed(Malformed),
+}
+
+/// A file found by the walk and left for a worker to read (small files, batched).
+#[derive(Debug, Clone)]
+pub struct FileJob {
+    pub path: PathBuf,
+    pub source: Arc<str>,
+    pub in_maildir: bool,
+}
+
+/// Something to report about an input that is not a message.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Note {
+    pub path: String,
+    /// `skipped` or `unreadable`.
+    pub status: &'static str,
+    pub reason: String,
+}
+
+impl Note {
+    pub fn skipped(path: &str, reason: &str) -> Note {
+        Note {
+            path: path.to_string(),
+            status: "skipped",
+            reason: reason.to_string(),
+        }
+    }
+    pub fn unreadable(path: &str, error: &std::io::Error) -> Note {
+        Note {
+            path: path.to_string(),
+            status: "unreadable",
+            reason: error.to_string(),
+        }
+    }
+}
+
+/// A unit of work, in input order.
+pub enum Work {
+    /// Messages held in `data`.
+    Messages {
+        source: Arc<str>,
+        data: Bytes,
+        items: Vec<Item>,
+    },
+    /// Small files for the worker to open, sniff and read itself.
+    Files(Vec<FileJob>),
+    /// A note about an input.
+    Note(Note),
+    /// An input file was opened: count it and its bytes.
+    FileOpened { bytes: u64 },
+}

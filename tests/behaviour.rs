@@ -1,0 +1,311 @@
+//! Whole runs that check how a scan behaves: same bytes for any thread count, compressed and tar
+//! inputs giving the same rows as plain ones, bad inputs reported, Ctrl-C leaving nothing behind.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Mail from the shipped sample, so these tests run on a fresh clone too.
+fn sample_mbox() -> PathBuf {
+    data_dir().join("mailbox-perl/mbox.src")
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// messages.csv without the `source` column (paths differ between plain and packed inputs).
+fn rows_without_source(out: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(out.join("messages.csv")).unwrap();
+    r.records()
+        .map(|rec| rec.unwrap().iter().skip(1).map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn output_is_identical_for_one_and_two_threads() {
+    let mut inputs = vec![data_dir().into_os_string()];
+    if let Some(c) = corpora() {
+        // A large single mbox, split across workers, and a tree of small files.
+        inputs.push(c.join("dkimpy-signed-trap/corpus.mbox").into_os_string());
+        inputs.push(c.join("spamassassin-public").into_os_string());
+    }
+    let args: Vec<&std::ffi::OsStr> = inputs.iter().map(|s| s.as_os_str()).collect();
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    let mut a1 = args.clone();
+    a1.extend([os("--threads"), os("1")]);
+    let mut a2 = args.clone();
+    a2.extend([os("--threads"), os("2")]);
+    scan_ok(&a1, one.path());
+    scan_ok(&a2, two.path());
+    for f in ["messages.csv", "received.csv"] {
+        let (x, y) = (read(&one.path().join(f)), read(&two.path().join(f)));
+        assert!(x.len() > 1000, "{f} has rows");
+        assert!(x == y, "{f} differs between --threads 1 and --threads 2");
+    }
+    // Small blocks force one mbox into many units: still the same bytes.
+    let no_mmap = tempfile::tempdir().unwrap();
+    let mut a3 = args.clone();
+    a3.push(os("--no-mmap"));
+    scan_ok(&a3, no_mmap.path());
+    assert!(read(&one.path().join("messages.csv")) == read(&no_mmap.path().join("messages.csv")));
+}
+
+fn compress(kind: &str, data: &[u8]) -> Vec<u8> {
+    match kind {
+        "gz" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        }
+        "zst" => zstd::encode_all(data, 3).unwrap(),
+        "xz" => {
+            let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        }
+        "bz2" => {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn compressed_mbox_gives_the_same_rows_as_plain() {
+    let plain = read(&sample_mbox());
+    let dir = tempfile::tempdir().unwrap();
+    let base = tempfile::tempdir().unwrap();
+    scan_ok(&[sample_mbox().as_os_str()], base.path());
+    let want = rows_without_source(base.path());
+    assert_eq!(want.len(), 45);
+    for kind in ["gz", "zst", "xz", "bz2"] {
+        // A misleading name: formats are sniffed from content, not extensions.
+        let p = dir.path().join(format!("archive-{kind}.txt"));
+        std::fs::write(&p, compress(kind, &plain)).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        scan_ok(&[p.as_os_str()], out.path());
+        assert_eq!(rows_without_source(out.path()), want, "{kind}");
+        // Streamed with small blocks (many units, messages crossing read boundaries).
+    }
+}
+
+#[test]
+fn tar_of_message_files_gives_the_same_rows_as_the_files() {
+    let src = data_dir().join("spamassassin-testdata/spam");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "sample spam folder present");
+    let dir = tempfile::tempdir().unwrap();
+    let tar_path = dir.path().join("spam.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+        for f in &files {
+            b.append_path_with_name(f, f.file_name().unwrap()).unwrap();
+        }
+        b.finish().unwrap();
+    }
+    let tgz = dir.path().join("spam.tgz");
+    std::fs::write(&tgz, compress("gz", &read(&tar_path))).unwrap();
+
+    let plain = tempfile::tempdir().unwrap();
+    let file_args: Vec<&std::ffi::OsStr> = files.iter().map(|f| f.as_os_str()).collect();
+    scan_ok(&file_args, plain.path());
+    let want = rows_without_source(plain.path());
+    for packed in [&tar_path, &tgz] {
+        let out = tempfile::tempdir().unwrap();
+        scan_ok(&[packed.as_os_str()], out.path());
+        assert_eq!(
+            rows_without_source(out.path()),
+            want,
+            "{}",
+            packed.display()
+        );
+        let sources: Vec<_> = rows(&out.path().join("messages.csv"))
+            .into_iter()
+            .map(|r| r["source"].clone())
+            .collect();
+        assert!(
+            sources[0].contains(".t") && sources[0].contains('!'),
+            "{:?}",
+            sources[0]
+        );
+    }
+}
+
+#[test]
+fn unreadable_and_truncated_inputs_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    // A mbox cut off in the middle of a header block.
+    let mut cut = read(&sample_mbox());
+    let at = cut.len() - 1;
+    let last_from = cut[..at].windows(6).rposition(|w| w == b"\nFrom ").unwrap();
+    cut.truncate(last_from + 1 + 100);
+    let cut_path = dir.path().join("cut.mbox");
+    std::fs::write(&cut_path, &cut).unwrap();
+    // A gzip stream cut short.
+    let gz = compress("gz", &read(&sample_mbox()));
+    let gz_path = dir.path().join("cut.gz");
+    std::fs::write(&gz_path, &gz[..gz.len() / 2]).unwrap();
+    let missing = dir.path().join("no-such-file.mbox");
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let o = scan(
+        &[
+            cut_path.as_os_str(),
+            gz_path.as_os_str(),
+            missing.as_os_str(),
+            dangling.as_os_str(),
+        ],
+        out.path(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "partial run exits 3: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = summary(out.path());
+    assert_eq!(s["complete"], false);
+    let unreadable: Vec<String> = s["unreadable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| format!("{} {}", u["path"], u["error"]))
+        .collect();
+    assert!(
+        unreadable
+            .iter()
+            .any(|u| u.contains("no-such-file") && u.contains("No such file")),
+        "{unreadable:?}"
+    );
+    assert!(
+        unreadable.iter().any(|u| u.contains("dangling")),
+        "{unreadable:?}"
+    );
+    assert!(
+        unreadable.iter().any(|u| u.contains("cut.gz")),
+        "{unreadable:?}"
+    );
+    let by_reason = &s["totals"]["malformed_by_reason"];
+    assert_eq!(by_reason["truncated"], 1, "{s}");
+    assert!(by_reason["read-error"].as_u64().unwrap_or(0) >= 1, "{s}");
+    let rows = rows(&out.path().join("messages.csv"));
+    let cut_rows: Vec<_> = rows
+        .iter()
+        .filter(|r| r["source"].ends_with("cut.mbox"))
+        .collect();
+    assert_eq!(cut_rows.len(), 45);
+    assert_eq!(cut_rows[44]["malformed"], "truncated");
+}
+
+#[test]
+fn decompression_bomb_is_reported_not_obeyed() {
+    let mut mbox = b"From a@b.example Mon May  6 00:10:11 2024\nSubject: bomb\n\n".to_vec();
+    let line = [b'A'; 99];
+    for _ in 0..(30 << 20) / 100 {
+        mbox.extend_from_slice(&line);
+        mbox.push(b'\n');
+    }
+    mbox.extend_from_slice(b"\nFrom c@d.example Tue May  7 01:00:00 2024\nSubject: after\n\nok\n");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bomb.gz");
+    std::fs::write(&p, compress("gz", &mbox)).unwrap();
+    assert!(std::fs::metadata(&p).unwrap().len() < 1 << 20);
+    let out = tempfile::tempdir().unwrap();
+    scan_ok(
+        &[p.as_os_str(), os("--max-message-mib"), os("2")],
+        out.path(),
+    );
+    let rows = rows(&out.path().join("messages.csv"));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["malformed"], "too-large");
+    assert!(rows[0]["length"].parse::<u64>().unwrap() > 29 << 20);
+    assert_eq!(rows[1]["subject"], "after");
+    assert_eq!(rows[1]["malformed"], "");
+}
+
+#[test]
+fn ctrl_c_leaves_no_complete_looking_output() {
+    // Feed the scan through a pipe so it is certainly still running when the signal comes.
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["scan", "-", "--out"])
+        .arg(out.path())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mbox = read(&sample_mbox());
+    stdin.write_all(&mbox).unwrap();
+    stdin.flush().unwrap();
+    // Wait until the run has created its temporary files, then interrupt it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(out.path()).unwrap().count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "scan never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let result = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(
+        result.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let left: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+#[test]
+fn formulas_are_neutralised_unless_raw_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.eml");
+    std::fs::write(
+        &p,
+        b"From: a@b.example\nSubject: =HYPERLINK(\"http://x\")\nX-Mailer: @evil\n\nbody\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    scan_ok(&[p.as_os_str()], out.path());
+    let r = &rows(&out.path().join("messages.csv"))[0];
+    assert_eq!(r["subject"], "'=HYPERLINK(\"http://x\")");
+    assert_eq!(r["x_mailer"], "'@evil");
+    let raw = tempfile::tempdir().unwrap();
+    scan_ok(&[p.as_os_str(), os("--raw-cells")], raw.path());
+    let r = &rows(&raw.path().join("messages.csv"))[0];
+    assert_eq!(r["subject"], "=HYPERLINK(\"http://x\")");
+}
+
+#[test]
+fn shipped_sample_scans_on_a_fresh_clone() {
+    let out = tempfile::tempdir().unwrap();
+    scan_ok(&[data_dir().as_os_str()], out.path());
+    let s = summary(out.path());
+    let t = &s["totals"];
+    assert_eq!(
+        t["messages"],
+        t["parsed"].as_u64().unwrap() + t["malformed"].as_u64().unwrap()
+    );
+    assert!(t["messages"].as_u64().unwrap() >= 300, "{t}");
+}
