@@ -79,6 +79,8 @@ pub struct RowWriter<'o> {
     cells: Vec<Vec<u8>>,
     scratch: Vec<u8>,
     lossy: Vec<&'static str>,
+    /// Timestamp of each Received hop of the current message, topmost first.
+    times: Vec<Option<i64>>,
 }
 
 /// One cell being filled; `text` cells get formula neutralisation, numbers do not.
@@ -90,6 +92,7 @@ impl<'o> RowWriter<'o> {
             cells: vec![Vec::new(); MESSAGE_COLUMNS.len()],
             scratch: Vec::new(),
             lossy: Vec::new(),
+            times: Vec::new(),
         }
     }
 
@@ -171,6 +174,7 @@ impl<'o> RowWriter<'o> {
                 .map(|v| classify::received::parse_received(v)),
         );
         self.out.totals.received_hops += hops.len() as u64;
+        classify::hop_times(hops, &mut self.times);
 
         self.fill_cells(source, item, envelope, headers, hops, size, malformed);
         if !self.lossy.is_empty() {
@@ -194,17 +198,18 @@ impl<'o> RowWriter<'o> {
         let c = &mut self.cells;
         let lossy = &mut self.lossy;
         c[0].extend_from_slice(source.as_bytes());
-        let _ = write!(c[1], "{}", item.offset);
-        let _ = write!(c[2], "{}", item.length);
+        push_u64(&mut c[1], item.offset);
+        push_u64(&mut c[2], item.length);
         let (env_sender, env_date) = envelope.map(split_envelope).unwrap_or((None, None));
-        let received_at = classify::receipt_from_hops(hops)
+        let sent = h.date.and_then(date::parse_date);
+        let received_at = classify::receipt_from_hops(&self.times)
             .or_else(|| env_date.and_then(date::parse_date))
-            .or_else(|| h.date.and_then(date::parse_date));
+            .or(sent);
         match received_at {
             Some(ts) => date::write_rfc3339(ts, &mut c[3]),
             None => self.out.totals.no_receipt_time += 1,
         }
-        if let Some(ts) = h.date.and_then(date::parse_date) {
+        if let Some(ts) = sent {
             date::write_rfc3339(ts, &mut c[4]);
         }
         if let Some(from) = h.from {
@@ -242,12 +247,12 @@ impl<'o> RowWriter<'o> {
                 .chain(h.cc.iter())
                 .map(|v| address::count_addresses(v))
                 .sum();
-        let _ = write!(c[10], "{recipients}");
+        push_u64(&mut c[10], recipients as u64);
         push_ip(classify::client_ip(hops), &mut c[11]);
         push_ip(classify::origin_ip(hops), &mut c[12]);
-        let _ = write!(c[13], "{}", hops.len());
+        push_u64(&mut c[13], hops.len() as u64);
         classify::write_relay_path(hops, &mut c[14]);
-        let _ = write!(c[15], "{size}");
+        push_u64(&mut c[15], size as u64);
         if let Some(m) = malformed {
             c[16].extend_from_slice(m.as_str().as_bytes());
         }
@@ -325,7 +330,10 @@ impl<'o> RowWriter<'o> {
                 !raw && is_formula_like(source.as_bytes()),
                 &mut self.scratch,
             );
-            let _ = write!(out, ",{offset},{}", k + 1);
+            out.push(b',');
+            push_u64(out, offset);
+            out.push(b',');
+            push_u64(out, k as u64 + 1);
             for part in [hop.from_host, hop.from_rdns] {
                 cell.clear();
                 if let Some(p) = part {
@@ -340,9 +348,7 @@ impl<'o> RowWriter<'o> {
                 );
             }
             out.push(b',');
-            if let Some(ip) = hop.ip {
-                let _ = write!(out, "{ip}");
-            }
+            push_ip(hop.ip, out);
             for part in [hop.by_host, hop.with] {
                 cell.clear();
                 if let Some(p) = part {
@@ -357,12 +363,11 @@ impl<'o> RowWriter<'o> {
                 );
             }
             out.push(b',');
-            if let Some(ts) = hop.date.and_then(date::parse_date) {
+            if let Some(ts) = self.times[n - 1 - k] {
                 date::write_rfc3339(ts, out);
             }
             out.push(b'\n');
         }
-        let _ = n;
     }
 }
 
@@ -412,10 +417,29 @@ fn push_host_text(p: &[u8], cell: &mut Vec<u8>) {
     );
 }
 
-fn push_ip(ip: Option<IpAddr>, cell: &mut Vec<u8>) {
-    if let Some(ip) = ip {
-        let _ = write!(cell, "{ip}");
+/// An IP address in its usual text form (dotted quad, or RFC 5952 IPv6), if any.
+pub(crate) fn push_ip(ip: Option<IpAddr>, cell: &mut Vec<u8>) {
+    match ip {
+        // The common case, written without the formatting machinery.
+        Some(IpAddr::V4(v4)) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    cell.push(b'.');
+                }
+                push_u64(cell, u64::from(octet));
+            }
+        }
+        Some(ip @ IpAddr::V6(_)) => {
+            let _ = write!(cell, "{ip}");
+        }
+        None => {}
     }
+}
+
+/// A number in decimal.
+#[inline]
+pub(crate) fn push_u64(cell: &mut Vec<u8>, n: u64) {
+    cell.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// One CSV cell: quoted when it holds a comma, quote or line break (RFC 4180), prefixed with `'`

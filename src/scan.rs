@@ -106,6 +106,7 @@ pub fn scan(
         .map_err(|e| ScanError::Threads(e.to_string()))?;
 
     let window = Window::new(4 * threads + 2);
+    let buffers = Arc::new(BufferPool::new(2 * (4 * threads + 2)));
     let (tx, rx) = mpsc::channel::<(u64, UnitOutput)>();
     let mut totals = Totals::default();
     let mut write_error: Option<OutputError> = None;
@@ -113,7 +114,9 @@ pub fn scan(
     std::thread::scope(|s| {
         let window = &window;
         let pool = &pool;
+        let producer_buffers = buffers.clone();
         s.spawn(move || {
+            let buffers = producer_buffers;
             let mut seq = 0u64;
             produce(inputs, opts, &mut |work| {
                 if !window.acquire() {
@@ -121,10 +124,15 @@ pub fn scan(
                 }
                 let tx = tx.clone();
                 let opts = opts.clone();
+                let buffers = buffers.clone();
                 let this = seq;
                 seq += 1;
                 pool.spawn(move || {
-                    let mut out = UnitOutput::default();
+                    let mut out = UnitOutput {
+                        messages_csv: buffers.take(),
+                        received_csv: buffers.take(),
+                        ..UnitOutput::default()
+                    };
                     run(work, &opts, &mut out);
                     let _ = tx.send((this, out));
                 });
@@ -148,6 +156,8 @@ pub fn scan(
                         window.close();
                     }
                 }
+                buffers.give(out.messages_csv);
+                buffers.give(out.received_csv);
                 totals.merge(out.totals);
                 window.release();
                 progress(&totals);
@@ -178,6 +188,33 @@ pub fn scan(
         e => ScanError::Output(e),
     })?;
     Ok(report)
+}
+
+/// Output buffers handed back by the writer for the next units: reusing them saves the page
+/// faults of fresh megabyte-sized allocations for every unit.
+struct BufferPool {
+    spare: Mutex<Vec<Vec<u8>>>,
+    keep: usize,
+}
+
+impl BufferPool {
+    fn new(keep: usize) -> Self {
+        BufferPool {
+            spare: Mutex::new(Vec::new()),
+            keep,
+        }
+    }
+    fn take(&self) -> Vec<u8> {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        spare.pop().unwrap_or_default()
+    }
+    fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < self.keep {
+            spare.push(buf);
+        }
+    }
 }
 
 /// A counting window: at most `max` units between production and writing.

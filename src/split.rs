@@ -176,6 +176,10 @@ pub fn scan_entry_header(data: &[u8], pos: usize, max_bytes: usize) -> HeaderSca
         }
         at = next;
     }
+    // The data ended inside the header block: a Content-Type still being collected counts.
+    if let Some(ct) = content_type {
+        scan.boundary = multipart_boundary(data, ct, at.min(data.len()));
+    }
     scan
 }
 

@@ -10,11 +10,18 @@ use std::net::IpAddr;
 
 use received::{Hop, is_public};
 
-/// Receipt time: the topmost Received timestamp that parses.
-pub fn receipt_from_hops(hops: &[Hop<'_>]) -> Option<i64> {
-    hops.iter()
-        .filter_map(|h| h.date)
-        .find_map(crate::headers::date::parse_date)
+/// The timestamp of each hop (Unix seconds), parsed once, in the hops' order.
+pub fn hop_times(hops: &[Hop<'_>], out: &mut Vec<Option<i64>>) {
+    out.clear();
+    out.extend(
+        hops.iter()
+            .map(|h| h.date.and_then(crate::headers::date::parse_date)),
+    );
+}
+
+/// Receipt time: the topmost Received timestamp that parses (`times` from [`hop_times`]).
+pub fn receipt_from_hops(times: &[Option<i64>]) -> Option<i64> {
+    times.iter().find_map(|t| *t)
 }
 
 /// The address that handed the message to the trap: from the topmost hop that names a public
@@ -37,10 +44,7 @@ pub fn origin_ip(hops: &[Hop<'_>]) -> Option<IpAddr> {
 pub fn write_relay_path(hops: &[Hop<'_>], out: &mut Vec<u8>) {
     let Some(bottom) = hops.last() else { return };
     match (bottom.ip, bottom.from_host) {
-        (Some(ip), _) => {
-            use std::io::Write;
-            let _ = write!(out, "{ip}");
-        }
+        (Some(ip), _) => crate::record::push_ip(Some(ip), out),
         (None, Some(host)) => push_host(host, out),
         (None, None) => out.push(b'?'),
     }
@@ -79,7 +83,9 @@ mod tests {
         let hops: Vec<_> = fields.iter().map(|f| parse_received(f)).collect();
         assert_eq!(client_ip(&hops), Some("31.191.18.222".parse().unwrap()));
         assert_eq!(origin_ip(&hops), Some("162.187.144.18".parse().unwrap()));
-        assert_eq!(receipt_from_hops(&hops), Some(1714954211));
+        let mut times = Vec::new();
+        hop_times(&hops, &mut times);
+        assert_eq!(receipt_from_hops(&times), Some(1714954211));
         let mut path = Vec::new();
         write_relay_path(&hops, &mut path);
         assert_eq!(

@@ -73,7 +73,10 @@ fn is_encoded_word(w: &[u8]) -> bool {
 /// rather than swallowing the rest of the value, which is what real MUAs
 /// show for such headers; once a look-ahead for a closing character has
 /// failed it is not retried, keeping the walk linear.
-fn for_each_mailbox(v: &[u8], mut f: impl FnMut(&Mailbox) -> bool) {
+///
+/// With `open_comments`, parentheses only separate words: the fallback for
+/// spam that hides the only address in a comment (`Name,(<a@b>)`).
+fn for_each_mailbox(v: &[u8], open_comments: bool, mut f: impl FnMut(&Mailbox) -> bool) {
     let mut mb = Mailbox::default();
     let mut in_group = false;
     // Current word: start and whether it has an `@` outside quotes.
@@ -99,7 +102,7 @@ fn for_each_mailbox(v: &[u8], mut f: impl FnMut(&Mailbox) -> bool) {
                 i += 1;
                 continue;
             }
-            b'(' if !comment_fail => match comment_end(v, i) {
+            b'(' if !comment_fail && !open_comments => match comment_end(v, i) {
                 Some(e) => {
                     end_word(&mut word, &mut mb, i);
                     i = e;
@@ -163,7 +166,15 @@ fn for_each_mailbox(v: &[u8], mut f: impl FnMut(&Mailbox) -> bool) {
             }
             _ => {}
         }
-        // An ordinary character (including a stray opener) extends the word.
+        // A stray angle bracket separates words: in `"Name"<a@b` (closing
+        // `>` lost) the address is what follows it.
+        if b == b'<' || b == b'>' || (open_comments && (b == b'(' || b == b')')) {
+            end_word(&mut word, &mut mb, i);
+            i += 1;
+            continue;
+        }
+        // Any other character (including a stray quote or parenthesis)
+        // extends the word.
         let w = word.get_or_insert((i, false));
         if b == b'@' {
             w.1 = true;
@@ -219,6 +230,16 @@ fn clean_addr(raw: &[u8]) -> Option<String> {
     {
         s = &s[colon + 1..];
     }
+    // `<"a@b">`: the whole address quoted, as some bulk mailers write it;
+    // the quotes hide nothing but the domain.
+    if s.len() >= 2
+        && s[0] == b'"'
+        && quote_end(s, 0) == Some(s.len())
+        && memchr::memchr(b'@', s).is_some()
+        && !s.iter().any(|&b| b == b'\\' || is_wsp(b))
+    {
+        s = &s[1..s.len() - 1];
+    }
     // Stray brackets, and whitespace left over from an unclosed quote.
     while let [b'<' | b' ' | b'\t' | b'\r' | b'\n', rest @ ..] = s {
         s = rest;
@@ -250,19 +271,28 @@ fn clean_addr(raw: &[u8]) -> Option<String> {
 /// The first address with an `@` wins, whether in angle brackets or bare; a
 /// display name never counts even if it looks like an address. If no
 /// mailbox has an `@`, the first non-empty `<...>` is returned as is (e.g.
-/// `MAILER-DAEMON`). None when there is neither. Non-UTF-8 bytes are
-/// replaced.
+/// `MAILER-DAEMON`). Failing both, an address hidden in a comment is taken
+/// (`Europa Park,(<service@otto.de>)`, seen in phishing). None when there is
+/// none of these. Non-UTF-8 bytes are replaced.
 pub fn first_address(value: &[u8]) -> Option<String> {
-    let mut found: Option<(usize, usize)> = None;
-    let mut plain: Option<(usize, usize)> = None;
-    for_each_mailbox(value, |mb| {
-        found = mb.angle_at.or(mb.bare_at);
-        if plain.is_none() {
-            plain = mb.angle_plain;
-        }
-        found.is_none()
-    });
-    let (s, e) = found.or(plain)?;
+    let search = |open_comments| {
+        let mut found: Option<(usize, usize)> = None;
+        let mut plain: Option<(usize, usize)> = None;
+        for_each_mailbox(value, open_comments, |mb| {
+            found = mb.angle_at.or(mb.bare_at);
+            if plain.is_none() {
+                plain = mb.angle_plain;
+            }
+            found.is_none()
+        });
+        found.or(plain)
+    };
+    let (s, e) = search(false).or_else(|| {
+        memchr::memchr(b'(', value)
+            .is_some()
+            .then(|| search(true))
+            .flatten()
+    })?;
     clean_addr(&value[s..e])
 }
 
@@ -283,15 +313,22 @@ pub fn domain_of(addr: &str) -> Option<&str> {
 /// A mailbox counts if it has an `@` outside comments or a non-empty
 /// `<...>`; commas and semicolons inside quotes, comments and angle brackets
 /// do not split. A group counts its members only, so
-/// `undisclosed-recipients:;` is 0. Unquoted commas inside display names
+/// `undisclosed-recipients:;` is 0. If that finds nothing, addresses inside
+/// comments are counted, as `first_address` falls back to them. Unquoted commas inside display names
 /// (`Doe, John <j@x>`) leave a fragment without an address, which counts 0.
 pub fn count_addresses(value: &[u8]) -> usize {
-    let mut n = 0;
-    for_each_mailbox(value, |mb| {
-        n += usize::from(mb.counts());
-        true
-    });
-    n
+    let count = |open_comments| {
+        let mut n = 0;
+        for_each_mailbox(value, open_comments, |mb| {
+            n += usize::from(mb.counts());
+            true
+        });
+        n
+    };
+    match count(false) {
+        0 if memchr::memchr(b'(', value).is_some() => count(true),
+        n => n,
+    }
 }
 
 /// The reverse path in a Return-Path value: `<a@b>` gives `a@b` (domain
@@ -373,6 +410,11 @@ mod tests {
             fa(b"<\"john doe\"@Example.com>"),
             some("\"john doe\"@example.com")
         );
+        // phishing-pot: the whole address quoted.
+        assert_eq!(
+            fa(b"\"Nachricht der ADAC\"<\"noreply@ADAC.de\">  "),
+            some("noreply@adac.de")
+        );
         assert_eq!(
             fa(b"< john . doe @ example.com >"),
             some("john.doe@example.com")
@@ -446,7 +488,19 @@ mod tests {
         assert_eq!(fa(b"Name <a@b, Other <c@d>"), some("a@b"));
         assert_eq!(fa(b"a@b (unclosed comment"), some("a@b"));
         assert_eq!(fa(b"(unclosed <a@b>"), some("a@b"));
+        // phishing-pot: the only address is inside a comment.
+        assert_eq!(
+            fa(b" Europa Park,(<service@otto.de>)"),
+            some("service@otto.de")
+        );
+        assert_eq!(count_addresses(b" Europa Park,(<service@otto.de>)"), 1);
+        assert_eq!(fa(b"(just a comment)"), None);
         assert_eq!(fa(b"a@b>"), some("a@b"));
+        // phishing-pot: closing '>' lost after a quoted encoded name.
+        assert_eq!(
+            fa(b"\"=?UTF-8?B?VVBzzLfCri1FUw==?=\"<info@austindunlap.allvcddvd.com"),
+            some("info@austindunlap.allvcddvd.com")
+        );
     }
 
     #[test]
@@ -553,8 +607,6 @@ mod tests {
         assert_eq!(return_path(b"garbage"), None);
         assert_eq!(return_path(b"<unclosed@x"), some("unclosed@x"));
     }
-
-
 
     fn bytes() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![

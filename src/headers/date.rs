@@ -389,7 +389,7 @@ pub fn parse_date(raw: &[u8]) -> Option<i64> {
                 }
                 if time.is_none()
                     && digits <= 2
-                    && let Some(t) = time_tail(&mut lx, val)
+                    && let Some(t) = time_tail(&mut lx, val, month.is_some() || ymd.is_some())
                 {
                     time = Some(t);
                     continue;
@@ -425,6 +425,9 @@ pub fn parse_date(raw: &[u8]) -> Option<i64> {
                     match t {
                         Tok::Plus => neg = false,
                         Tok::Minus => neg = true,
+                        // Without a time yet, only `hhmm` is safe: "- 10:00"
+                        // is more likely a time than a zone.
+                        Tok::Num(_, d) if time.is_none() && d != 4 => break,
                         Tok::Num(val, digits) => {
                             if let Some(z) = numeric_zone(&mut p, val, digits) {
                                 zone_num = Some(if neg { -z } else { z });
@@ -536,10 +539,13 @@ fn numeric_tail<'a>(lx: &mut Lexer<'a>) -> Option<(Tok<'a>, u32, u32, u32)> {
     Some((sep, second, y, yd))
 }
 
-/// After an hour: `:mm` and optionally `:ss` and a fraction.
-fn time_tail(lx: &mut Lexer<'_>, hour: u32) -> Option<(u32, u32, u32)> {
+/// After an hour: `:mm` and optionally `:ss` and a fraction. With
+/// `allow_dots` (the date is already known, so `06.05.24` cannot be a date)
+/// also `.mm.ss`, all three parts required.
+fn time_tail(lx: &mut Lexer<'_>, hour: u32, allow_dots: bool) -> Option<(u32, u32, u32)> {
     let mut p = *lx;
-    if p.next_tok()? != Tok::Colon {
+    let sep = p.next_tok()?;
+    if !(sep == Tok::Colon || (allow_dots && sep == Tok::Dot)) {
         return None;
     }
     let Tok::Num(min, 1..=2) = p.next_tok()? else {
@@ -547,7 +553,7 @@ fn time_tail(lx: &mut Lexer<'_>, hour: u32) -> Option<(u32, u32, u32)> {
     };
     let mut sec = 0;
     let mut q = p;
-    if q.next_tok() == Some(Tok::Colon)
+    if q.next_tok() == Some(sep)
         && let Some(Tok::Num(s, 1..=2)) = q.next_tok()
     {
         sec = s;
@@ -556,6 +562,8 @@ fn time_tail(lx: &mut Lexer<'_>, hour: u32) -> Option<(u32, u32, u32)> {
         if f.next_tok() == Some(Tok::Dot) && matches!(f.next_tok(), Some(Tok::Num(..))) {
             p = f;
         }
+    } else if sep == Tok::Dot {
+        return None;
     }
     *lx = p;
     Some((hour, min, sec))
@@ -682,6 +690,8 @@ mod tests {
         is("Pn, 09 kwi 2007 10:51:45 +0200", "2007-04-09T08:51:45Z");
         is("mar., 10 avr. 2007 03:05:42 +0200", "2007-04-10T01:05:42Z");
         is("Tue, 06 Aug 2002 06:50:21 PM -0400", "2002-08-06T22:50:21Z");
+        is("Mon, 6 May 2024 10.25.30 +0200", "2024-05-06T08:25:30Z");
+        is("6 May 2024 - 10:00", "2024-05-06T10:00:00Z");
     }
 
     #[test]
@@ -786,8 +796,6 @@ mod tests {
         }
     }
 
-
-
     proptest! {
         #[test]
         fn parse_date_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..120)) {
@@ -816,6 +824,15 @@ mod tests {
             if ts >= -2_208_988_800 {
                 prop_assert_eq!(parse_date(s.as_bytes()), Some(ts));
             }
+        }
+
+        #[test]
+        fn write_appends(ts in any::<i64>(), prefix in proptest::collection::vec(any::<u8>(), 0..8)) {
+            let mut buf = prefix.clone();
+            write_rfc3339(ts, &mut buf);
+            prop_assert_eq!(&buf[..prefix.len()], &prefix[..]);
+            let formatted = format_rfc3339(ts);
+            prop_assert_eq!(&buf[prefix.len()..], formatted.as_bytes());
         }
 
         #[test]

@@ -500,7 +500,8 @@ fn decode_general(s: &[u8], pending: &mut Vec<u8>) -> Decoded {
     let mut after_word = false;
     let mut search = 0;
 
-    while let Some(off) = memchr::memmem::find(&s[search..], b"=?") {
+    let finder = memchr::memmem::Finder::new(b"=?");
+    while let Some(off) = finder.find(&s[search..]) {
         let at = search + off;
         let Some(word) = parse_encoded_word(s, at) else {
             search = at + 1;
@@ -751,9 +752,6 @@ mod tests {
             ok("NathanaëlLécaudé <nat-list@studioimaginaire.com>")
         );
     }
-
-
-
 
     proptest! {
         #[test]

@@ -338,7 +338,16 @@ pub struct DkimTags<'a> {
 /// trimmed of whitespace; the first occurrence of a tag wins.
 pub fn dkim_tags(value: &[u8]) -> DkimTags<'_> {
     let mut tags = DkimTags::default();
-    for part in value.split(|&b| b == b';') {
+    let mut start = 0;
+    // Tags are found with memchr; the walk stops as soon as d, s and a are known, before the
+    // long b= and bh= values that usually come last.
+    let ends = memchr::memchr_iter(b';', value).chain(std::iter::once(value.len()));
+    for end in ends {
+        let part = &value[start..end];
+        start = end + 1;
+        if tags.d.is_some() && tags.s.is_some() && tags.a.is_some() {
+            break;
+        }
         let Some(eq) = memchr::memchr(b'=', part) else {
             continue;
         };
