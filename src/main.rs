@@ -61,11 +61,11 @@ struct ScanArgs {
     raw_cells: bool,
     /// Largest message kept from a compressed or streamed input, in MiB; larger ones are
     /// reported as too-large (decompression-bomb guard).
-    #[arg(long, default_value_t = 64)]
-    max_message_mib: usize,
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_message_mib: u32,
     /// Largest header block, in KiB; larger ones are header-too-large.
-    #[arg(long, default_value_t = 1024)]
-    max_header_kib: usize,
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1048576))]
+    max_header_kib: u32,
     /// No progress bar and no summary on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -88,7 +88,11 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
     ctrlc::set_handler(|| {
         scan::INTERRUPTED.store(true, Ordering::SeqCst);
         // Remove temporary outputs now and leave: a worker may be blocked reading a pipe.
-        output::abort_pending();
+        let aborted = output::abort_pending();
+        if aborted.committed && aborted.removed == 0 {
+            eprintln!("\nmailcensus: interrupted after the results were complete");
+            std::process::exit(i32::from(EXIT_OK));
+        }
         eprintln!("\nmailcensus: interrupted; no result files were written");
         std::process::exit(i32::from(EXIT_INTERRUPTED));
     })
@@ -100,8 +104,10 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         ..ScanOptions::default()
     };
     opts.rows.raw_cells = args.raw_cells;
-    opts.stream.max_message_bytes = args.max_message_mib.max(1) << 20;
-    opts.rows.header_limits.max_header_bytes = args.max_header_kib.max(1) << 10;
+    opts.stream = opts
+        .stream
+        .with_max_message(args.max_message_mib as usize * (1 << 20));
+    opts.rows.header_limits.max_header_bytes = args.max_header_kib as usize * (1 << 10);
     opts.stream.split.max_header_bytes = opts.rows.header_limits.max_header_bytes;
 
     let show = !args.quiet && std::io::stderr().is_terminal();

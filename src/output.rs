@@ -28,11 +28,14 @@ pub enum OutputError {
 struct Pending {
     paths: Vec<PathBuf>,
     aborted: bool,
+    /// Result sets committed by this process.
+    committed: usize,
 }
 
 static PENDING: Mutex<Pending> = Mutex::new(Pending {
     paths: Vec::new(),
     aborted: false,
+    committed: 0,
 });
 
 fn pending() -> std::sync::MutexGuard<'static, Pending> {
@@ -40,13 +43,28 @@ fn pending() -> std::sync::MutexGuard<'static, Pending> {
     PENDING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What [`abort_pending`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aborted {
+    /// Temporary files removed.
+    pub removed: usize,
+    /// Whether a result set had already been committed (the output is complete).
+    pub committed: bool,
+}
+
 /// Remove every temporary output file not yet committed, and refuse later commits. Safe to call
-/// from a signal-handling thread; after it returns no result file of this process will appear.
-pub fn abort_pending() {
+/// from a signal-handling thread: it waits for a commit in progress to finish, so afterwards the
+/// output directory holds either a complete result set or no new one.
+pub fn abort_pending() -> Aborted {
     let mut p = pending();
     p.aborted = true;
+    let removed = p.paths.len();
     for path in p.paths.drain(..) {
         let _ = std::fs::remove_file(path);
+    }
+    Aborted {
+        removed,
+        committed: p.committed > 0,
     }
 }
 
@@ -55,11 +73,13 @@ pub fn aborted() -> bool {
     pending().aborted
 }
 
-/// One output file being written under its temporary name.
+/// One output file being written under its temporary name. Dropped without being committed
+/// (after an error), it removes its temporary file.
 pub struct PendingFile {
     tmp: PathBuf,
     path: PathBuf,
     writer: BufWriter<File>,
+    committed: bool,
 }
 
 impl PendingFile {
@@ -80,6 +100,7 @@ impl PendingFile {
             tmp,
             path,
             writer: BufWriter::with_capacity(1 << 20, file),
+            committed: false,
         })
     }
 
@@ -98,47 +119,56 @@ impl PendingFile {
             })
     }
 
-    fn finish(mut self) -> Result<(PathBuf, PathBuf), OutputError> {
+    fn flush_and_sync(&mut self) -> Result<(), OutputError> {
+        let tmp = &self.tmp;
         let err = |source| OutputError::Write {
-            path: self.tmp.clone(),
+            path: tmp.clone(),
             source,
         };
         self.writer.flush().map_err(err)?;
-        self.writer.get_ref().sync_all().map_err(err)?;
-        Ok((self.tmp, self.path))
+        self.writer.get_ref().sync_all().map_err(err)
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+            pending().paths.retain(|x| x != &self.tmp);
+        }
     }
 }
 
 /// Flush and sync all files, then rename them into place in the given order (put the summary
-/// last). Fails without renaming anything if the run was aborted.
-pub fn commit(files: Vec<PendingFile>) -> Result<(), OutputError> {
-    let mut done = Vec::with_capacity(files.len());
-    for f in files {
-        done.push(f.finish()?);
+/// last). A previous run's copy of the last file is removed first, so a crash part-way through
+/// the renames never leaves a mixed set that looks complete. Fails without renaming anything if
+/// the run was aborted; on any error the temporary files are removed.
+pub fn commit(mut files: Vec<PendingFile>) -> Result<(), OutputError> {
+    for f in &mut files {
+        f.flush_and_sync()?;
     }
     let mut p = pending();
     if p.aborted {
         return Err(OutputError::Interrupted);
     }
-    for (tmp, path) in &done {
-        std::fs::rename(tmp, path).map_err(|source| OutputError::Write {
-            path: path.clone(),
+    if let Some(last) = files.last() {
+        let _ = std::fs::remove_file(&last.path);
+    }
+    for f in &mut files {
+        std::fs::rename(&f.tmp, &f.path).map_err(|source| OutputError::Write {
+            path: f.path.clone(),
             source,
         })?;
-        p.paths.retain(|x| x != tmp);
+        f.committed = true;
+        p.paths.retain(|x| x != &f.tmp);
     }
+    p.committed += 1;
     Ok(())
 }
 
-/// Remove the temporary files of an unfinished set (after an error).
+/// Remove the temporary files of an unfinished set (after an error or an interrupt).
 pub fn discard(files: Vec<PendingFile>) {
-    let mut p = pending();
-    for f in files {
-        let tmp = f.tmp.clone();
-        drop(f);
-        let _ = std::fs::remove_file(&tmp);
-        p.paths.retain(|x| x != &tmp);
-    }
+    drop(files);
 }
 
 /// Create the output directory if it is missing.

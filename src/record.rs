@@ -132,6 +132,7 @@ impl<'o> RowWriter<'o> {
                 } else {
                     split::entry_message(bytes, &entry)
                 };
+                let env = env.strip_prefix(b"From ").unwrap_or(env);
                 (Some(env), msg, Some(reason))
             }
             ItemKind::Entry(EntryKind::Preamble) => (None, bytes, Some(Malformed::MboxPreamble)),

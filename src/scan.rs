@@ -21,7 +21,7 @@ use thiserror::Error;
 use crate::aggregate::Totals;
 use crate::classify::received::Hop;
 use crate::headers::Headers;
-use crate::input::stream::{self, StreamLimits};
+use crate::input::stream::{self, Sink, StreamLimits};
 use crate::input::{self, Format, Found, SNIFF_BYTES};
 use crate::output::{self, OutputError, PendingFile};
 use crate::record::{self, RowOptions, RowWriter, UnitOutput};
@@ -66,6 +66,8 @@ pub enum ScanError {
     Threads(String),
     #[error("interrupted")]
     Interrupted,
+    #[error("internal error: not every work unit came back; no output was committed")]
+    Incomplete,
 }
 
 /// What a finished scan reports.
@@ -110,17 +112,18 @@ pub fn scan(
     let (tx, rx) = mpsc::channel::<(u64, UnitOutput)>();
     let mut totals = Totals::default();
     let mut write_error: Option<OutputError> = None;
+    let mut lost_units = false;
 
     std::thread::scope(|s| {
         let window = &window;
         let pool = &pool;
         let producer_buffers = buffers.clone();
-        s.spawn(move || {
+        let producer = s.spawn(move || {
             let buffers = producer_buffers;
             let mut seq = 0u64;
             produce(inputs, opts, &mut |work| {
                 if !window.acquire() {
-                    return;
+                    return false;
                 }
                 let tx = tx.clone();
                 let opts = opts.clone();
@@ -133,12 +136,32 @@ pub fn scan(
                         received_csv: buffers.take(),
                         ..UnitOutput::default()
                     };
-                    run(work, &opts, &mut out);
+                    let what = work.source_name();
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run(work, &opts, &mut out)
+                    }));
+                    if let Err(panic) = ran {
+                        // A bug, not bad input: report the unit's source loudly instead of
+                        // aborting the whole run; its rows are dropped and the run is partial.
+                        let why = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        out = UnitOutput::default();
+                        out.totals.notes.push(Note {
+                            path: what,
+                            status: "unreadable",
+                            reason: format!("internal error while parsing: {why}"),
+                        });
+                    }
                     let _ = tx.send((this, out));
                 });
+                true
             });
             // Dropping the producer's sender lets the writer's loop end after the last unit.
             drop(tx);
+            seq
         });
 
         let mut next = 0u64;
@@ -163,7 +186,16 @@ pub fn scan(
                 progress(&totals);
             }
         }
+        let produced = producer.join().unwrap_or(u64::MAX);
+        if write_error.is_none() && !window.is_closed() && (next != produced || !parked.is_empty())
+        {
+            lost_units = true;
+        }
     });
+    if lost_units && !INTERRUPTED.load(Ordering::SeqCst) {
+        output::discard(vec![messages, received]);
+        return Err(ScanError::Incomplete);
+    }
 
     if let Some(e) = write_error {
         output::discard(vec![messages, received]);
@@ -249,6 +281,9 @@ impl Window {
         st.0 = st.0.saturating_sub(1);
         self.cond.notify_all();
     }
+    fn is_closed(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
     fn close(&self) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.1 = true;
@@ -260,34 +295,62 @@ fn source_name(path: &Path) -> Arc<str> {
     path.to_string_lossy().into()
 }
 
-/// Walk the inputs and cut them into work units, in input order.
-fn produce(inputs: &[PathBuf], opts: &ScanOptions, emit: &mut dyn FnMut(Work)) {
+/// Walk the inputs and cut them into work units, in input order. `emit` returns false when the
+/// scan is stopping; the walk then ends early.
+fn produce(inputs: &[PathBuf], opts: &ScanOptions, emit: &mut Sink<'_>) {
     let mut batch: Vec<FileJob> = Vec::new();
     let mut batch_bytes = 0u64;
-    let flush = |batch: &mut Vec<FileJob>, bytes: &mut u64, emit: &mut dyn FnMut(Work)| {
-        if !batch.is_empty() {
-            emit(Work::Files(std::mem::take(batch)));
-            *bytes = 0;
-        }
+    let mut going = true;
+    let flush = |batch: &mut Vec<FileJob>, bytes: &mut u64, emit: &mut Sink<'_>| {
+        *bytes = 0;
+        batch.is_empty() || emit(Work::Files(std::mem::take(batch)))
     };
     input::walk(inputs, |found| {
-        if INTERRUPTED.load(Ordering::Relaxed) {
+        if !going || INTERRUPTED.load(Ordering::Relaxed) {
+            going = false;
             return;
         }
-        match found {
+        going = match found {
             Found::File {
                 path,
                 size: Some(size),
                 in_maildir,
             } if size < opts.small_file_bytes => {
-                batch_bytes += size;
-                batch.push(FileJob {
-                    source: source_name(&path),
-                    path,
-                    in_maildir,
-                });
-                if batch_bytes >= opts.stream.block_bytes as u64 || batch.len() >= 512 {
-                    flush(&mut batch, &mut batch_bytes, emit);
+                // Small files are read here (one open per file) and sniffed: compressed and tar
+                // files go to the streaming path, whatever their size, so their expansion is
+                // split into bounded units like any large input.
+                let source = source_name(&path);
+                match read_file(&path) {
+                    Err(e) => emit(Work::Note(Note::unreadable(&source, &e))),
+                    Ok(data) => {
+                        let format = input::sniff(&data[..data.len().min(SNIFF_BYTES)]);
+                        if format.is_compressed() || format == Format::Tar {
+                            flush(&mut batch, &mut batch_bytes, emit)
+                                && emit(Work::FileOpened {
+                                    bytes: data.len() as u64,
+                                })
+                                && stream::read_stream(
+                                    &mut std::io::Cursor::new(data),
+                                    &source,
+                                    0,
+                                    &opts.stream,
+                                    in_maildir,
+                                    emit,
+                                )
+                        } else {
+                            batch_bytes += size;
+                            batch.push(FileJob {
+                                source,
+                                data,
+                                in_maildir,
+                            });
+                            if batch_bytes >= opts.stream.block_bytes as u64 || batch.len() >= 512 {
+                                flush(&mut batch, &mut batch_bytes, emit)
+                            } else {
+                                true
+                            }
+                        }
+                    }
                 }
             }
             Found::File {
@@ -295,26 +358,29 @@ fn produce(inputs: &[PathBuf], opts: &ScanOptions, emit: &mut dyn FnMut(Work)) {
                 size,
                 in_maildir,
             } => {
-                flush(&mut batch, &mut batch_bytes, emit);
-                read_large(&path, size, in_maildir, opts, emit);
+                flush(&mut batch, &mut batch_bytes, emit)
+                    && read_large(&path, size, in_maildir, opts, emit)
             }
             Found::Stdin => {
-                flush(&mut batch, &mut batch_bytes, emit);
-                let stdin = std::io::stdin();
-                let mut lock = stdin.lock();
-                stream::read_stream(&mut lock, &"-".into(), 0, &opts.stream, false, emit);
+                flush(&mut batch, &mut batch_bytes, emit) && {
+                    let stdin = std::io::stdin();
+                    let mut lock = stdin.lock();
+                    stream::read_stream(&mut lock, &"-".into(), 0, &opts.stream, false, emit)
+                }
             }
             Found::Skipped { path, reason } => {
-                emit(Work::Note(Note::skipped(&path.to_string_lossy(), reason)));
+                emit(Work::Note(Note::skipped(&path.to_string_lossy(), reason)))
             }
             Found::Unreadable { path, error } => emit(Work::Note(Note {
                 path: path.to_string_lossy().into_owned(),
                 status: "unreadable",
                 reason: error,
             })),
-        }
+        };
     });
-    flush(&mut batch, &mut batch_bytes, emit);
+    if going {
+        flush(&mut batch, &mut batch_bytes, emit);
+    }
 }
 
 /// A file too large to batch: map it and split it here, or stream it.
@@ -323,29 +389,17 @@ fn read_large(
     size: Option<u64>,
     in_maildir: bool,
     opts: &ScanOptions,
-    emit: &mut dyn FnMut(Work),
-) {
+    emit: &mut Sink<'_>,
+) -> bool {
     let source = source_name(path);
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => return emit(Work::Note(Note::unreadable(&source, &e))),
     };
-    emit(Work::FileOpened {
+    if !emit(Work::FileOpened {
         bytes: size.unwrap_or(0),
-    });
-    if size == Some(0) {
-        // Counted as an `empty` malformed message, like an empty file in a batch.
-        return emit(Work::Messages {
-            source,
-            data: Bytes::Owned(Vec::new()),
-            items: vec![Item {
-                offset: 0,
-                length: 0,
-                start: 0,
-                end: 0,
-                kind: ItemKind::Whole,
-            }],
-        });
+    }) {
+        return false;
     }
     let Some(_) = size.filter(|_| opts.mmap) else {
         let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -359,7 +413,7 @@ fn read_large(
     let format = input::sniff(&head[..n]);
     let mappable = matches!(format, Format::Mbox | Format::Message)
         || (format == Format::NotMail && in_maildir);
-    if format == Format::NotMail && !in_maildir {
+    if format == Format::NotMail && !in_maildir && n > 0 {
         return emit(Work::Note(Note::skipped(&source, "not-mail")));
     }
     if !mappable {
@@ -403,7 +457,7 @@ fn read_large(
     }
     let mut pos = first;
     let mut entries = Vec::new();
-    while pos < len && !INTERRUPTED.load(Ordering::Relaxed) {
+    while pos < len {
         entries.clear();
         let planned = split::plan_entries(
             data,
@@ -420,20 +474,22 @@ fn read_large(
             end: e.end,
             kind: ItemKind::Entry(e.kind),
         }));
-        emit(Work::Messages {
+        let unit = Work::Messages {
             source: source.clone(),
             data: Bytes::Mapped(map.clone()),
             items: std::mem::take(&mut items),
-        });
+        };
+        if !emit(unit) {
+            return false;
+        }
         pos = planned.next;
     }
-    if !items.is_empty() {
-        emit(Work::Messages {
+    items.is_empty()
+        || emit(Work::Messages {
             source,
             data: Bytes::Mapped(map),
             items,
-        });
-    }
+        })
 }
 
 fn read_head(file: &File, head: &mut [u8]) -> std::io::Result<usize> {
@@ -467,7 +523,7 @@ pub fn run(work: Work, opts: &ScanOptions, out: &mut UnitOutput) {
         }
         Work::Files(jobs) => {
             for job in jobs {
-                read_small(&job, opts, out);
+                read_small(job, opts, out);
             }
         }
         Work::Note(note) => out.totals.notes.push(note),
@@ -478,75 +534,48 @@ pub fn run(work: Work, opts: &ScanOptions, out: &mut UnitOutput) {
     }
 }
 
-/// A small file: read whole, sniffed, and handled right here in the worker.
-fn read_small(job: &FileJob, opts: &ScanOptions, out: &mut UnitOutput) {
-    let data = match read_file(&job.path) {
-        Ok(d) => d,
-        Err(e) => {
-            out.totals.notes.push(Note::unreadable(&job.source, &e));
+/// A small file already read by the producer (and known not to be compressed or tar).
+fn read_small(job: FileJob, opts: &ScanOptions, out: &mut UnitOutput) {
+    out.totals.files += 1;
+    out.totals.bytes += job.data.len() as u64;
+    let data = job.data;
+    let format = input::sniff(&data[..data.len().min(SNIFF_BYTES)]);
+    let len = data.len();
+    let items = match format {
+        Format::Mbox => split::split_all(&data, &opts.stream.split)
+            .iter()
+            .map(|e| Item {
+                offset: e.start as u64,
+                length: (e.end - e.start) as u64,
+                start: e.start,
+                end: e.end,
+                kind: ItemKind::Entry(e.kind),
+            })
+            .collect(),
+        // An empty file in a tree of messages is a message that lost its bytes: counted as such.
+        Format::NotMail if !job.in_maildir && !data.is_empty() => {
+            out.totals
+                .notes
+                .push(Note::skipped(&job.source, "not-mail"));
             return;
         }
+        _ => vec![Item {
+            offset: 0,
+            length: len as u64,
+            start: 0,
+            end: len,
+            kind: ItemKind::Whole,
+        }],
     };
-    out.totals.files += 1;
-    out.totals.bytes += data.len() as u64;
-    let format = input::sniff(&data[..data.len().min(SNIFF_BYTES)]);
-    let whole = |data: Vec<u8>| {
-        let len = data.len();
+    run(
         Work::Messages {
-            source: job.source.clone(),
+            source: job.source,
             data: Bytes::Owned(data),
-            items: vec![Item {
-                offset: 0,
-                length: len as u64,
-                start: 0,
-                end: len,
-                kind: ItemKind::Whole,
-            }],
-        }
-    };
-    match format {
-        // An empty file in a tree of messages is a message that lost its bytes: counted as such.
-        Format::Message => run(whole(data), opts, out),
-        Format::NotMail if data.is_empty() => run(whole(data), opts, out),
-        Format::NotMail if job.in_maildir => run(whole(data), opts, out),
-        Format::NotMail => out
-            .totals
-            .notes
-            .push(Note::skipped(&job.source, "not-mail")),
-        Format::Mbox => {
-            let entries = split::split_all(&data, &opts.stream.split);
-            let items = entries
-                .iter()
-                .map(|e| Item {
-                    offset: e.start as u64,
-                    length: (e.end - e.start) as u64,
-                    start: e.start,
-                    end: e.end,
-                    kind: ItemKind::Entry(e.kind),
-                })
-                .collect();
-            run(
-                Work::Messages {
-                    source: job.source.clone(),
-                    data: Bytes::Owned(data),
-                    items,
-                },
-                opts,
-                out,
-            );
-        }
-        _ => {
-            let mut reader = std::io::Cursor::new(data);
-            stream::read_stream(
-                &mut reader,
-                &job.source,
-                0,
-                &opts.stream,
-                job.in_maildir,
-                &mut |w| run(w, opts, out),
-            );
-        }
-    }
+            items,
+        },
+        opts,
+        out,
+    );
 }
 
 fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {

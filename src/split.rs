@@ -41,14 +41,15 @@ const FROM_AFTER_NL: &[u8] = b"\nFrom ";
 const MAX_FROM_LINE: usize = 1000;
 
 /// Whether `line` (without its line ending) is an mbox envelope line: `From ` followed by a sender
-/// and a date. The date test (a `h:mm` time and an English month name) is what separates
-/// `From sender Mon May  6 00:10:11 2024` from body text such as `From the desk of ...`.
+/// and an asctime-style date. The date test — a `h:mm` time, a three-letter English month and a
+/// four-digit year, each a word of its own — is what separates
+/// `From sender Mon May  6 00:10:11 2024` from body text such as `From Marketing: call 10:30`.
 pub fn is_from_line(line: &[u8]) -> bool {
     if !line.starts_with(b"From ") || line.len() > MAX_FROM_LINE {
         return false;
     }
     let rest = &line[5..];
-    has_time(rest) && has_month(rest)
+    has_time(rest) && date_words(rest)
 }
 
 fn has_time(s: &[u8]) -> bool {
@@ -61,17 +62,18 @@ fn has_time(s: &[u8]) -> bool {
     })
 }
 
-fn has_month(s: &[u8]) -> bool {
+/// A three-letter month word and a four-digit year word.
+fn date_words(s: &[u8]) -> bool {
     const MONTHS: [&[u8; 3]; 12] = [
         b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
         b"dec",
     ];
-    s.split(|&b| b == b' ' || b == b'\t').any(|word| {
-        word.len() >= 3
-            && MONTHS
-                .iter()
-                .any(|m| word[..3].eq_ignore_ascii_case(&m[..]))
-    })
+    let (mut month, mut year) = (false, false);
+    for word in s.split(|&b| b == b' ' || b == b'\t' || b == b',') {
+        month |= word.len() == 3 && MONTHS.iter().any(|m| word.eq_ignore_ascii_case(&m[..]));
+        year |= word.len() == 4 && word.iter().all(u8::is_ascii_digit);
+    }
+    month && year
 }
 
 /// The line starting at `pos`, without its line ending, and the offset just past its `\n`
@@ -191,7 +193,10 @@ fn multipart_boundary(data: &[u8], start: usize, end: usize) -> Option<(usize, u
             .windows(needle.len())
             .position(|w| w.eq_ignore_ascii_case(needle))
     };
-    lower_has(b"multipart")?;
+    let media = value.trim_ascii_start();
+    if media.len() < 10 || !media[..10].eq_ignore_ascii_case(b"multipart/") {
+        return None;
+    }
     let at = lower_has(b"boundary")? + 8;
     let mut i = at;
     while i < value.len() && value[i].is_ascii_whitespace() {
@@ -219,13 +224,15 @@ fn multipart_boundary(data: &[u8], start: usize, end: usize) -> Option<(usize, u
 }
 
 /// Whether the candidate entry start `cand` lies inside the still-open MIME body of the entry
-/// whose header is `header`: the entry is multipart, its closing delimiter `--B--` has not
-/// appeared before `cand`, the candidate does not declare the same boundary itself, and a
-/// `--B` delimiter line follows the candidate before the next candidate. This keeps an mbox
-/// or a `git format-patch` attached as plain text inside one message. `Err(())`: more data needed.
+/// whose header is `header`: the entry is multipart, no closing delimiter `--B--` appears between
+/// `closed_from` and `cand` (earlier parts were checked for earlier candidates), the candidate does
+/// not declare the same boundary itself, and a `--B` delimiter line follows the candidate before
+/// the next candidate. This keeps an mbox or a `git format-patch` attached as plain text inside
+/// one message. `Err(())`: more data is needed to decide.
 fn inside_open_mime_body(
     data: &[u8],
     header: &HeaderScan,
+    closed_from: usize,
     cand: usize,
     at_eof: bool,
     limits: &SplitLimits,
@@ -237,10 +244,11 @@ fn inside_open_mime_body(
         return Ok(false);
     }
     let boundary = &data[bs..be];
+    let lo = closed_from.max(body);
     // A closing delimiter line `--B--` before the candidate closes the body. Searched from the
     // end, where it usually is.
-    let closed = memmem::rfind_iter(&data[body..cand], boundary).any(|rel| {
-        let hit = body + rel;
+    let closed = memmem::rfind_iter(&data[lo..cand], boundary).any(|rel| {
+        let hit = lo + rel;
         hit >= body + 2
             && &data[hit - 3..hit] == b"\n--"
             && data[hit + boundary.len()..cand].starts_with(b"--")
@@ -255,15 +263,14 @@ fn inside_open_mime_body(
         return Ok(false);
     }
     let next = next_candidate(data, cand, data.len());
-    let region_end = match next {
-        Some(n) => n,
-        None if at_eof => data.len(),
-        None => data.len(),
-    };
+    let region_end = next.unwrap_or(data.len());
     let mut from = cand;
     while let Some(i) = memmem::find(&data[from..region_end], boundary) {
         let hit = from + i;
-        if hit >= 3 && &data[hit - 3..hit] == b"\n--" {
+        if hit >= 3
+            && &data[hit - 3..hit] == b"\n--"
+            && ends_delimiter(&data[hit + boundary.len()..])
+        {
             return Ok(true);
         }
         from = hit + 1;
@@ -273,6 +280,15 @@ fn inside_open_mime_body(
     } else {
         Ok(false)
     }
+}
+
+/// Whether the bytes after `--B` end a delimiter line (RFC 2046: `--` for the close, then
+/// optional whitespace, then the line end), so `--XX_alt` is not taken for `--XX`.
+fn ends_delimiter(after: &[u8]) -> bool {
+    matches!(
+        after.first(),
+        None | Some(b'-' | b'\r' | b'\n' | b' ' | b'\t')
+    )
 }
 
 fn parse_decimal(s: &[u8]) -> Option<u64> {
@@ -402,11 +418,26 @@ pub fn plan_entries(
         }
         if next.is_none() {
             let mut from = pos;
+            let mut closed_from = pos;
             loop {
                 match next_candidate(data, from, data.len()) {
+                    // An envelope line cut off by the end of the data may still grow too long.
+                    Some(cand) if !at_eof && memchr::memchr(b'\n', &data[cand..]).is_none() => {
+                        return more(pos);
+                    }
                     Some(cand) => {
-                        match inside_open_mime_body(data, &header, cand, at_eof, limits) {
-                            Ok(true) => from = cand,
+                        match inside_open_mime_body(
+                            data,
+                            &header,
+                            closed_from,
+                            cand,
+                            at_eof,
+                            limits,
+                        ) {
+                            Ok(true) => {
+                                from = cand;
+                                closed_from = cand;
+                            }
                             Ok(false) => {
                                 next = Some(cand);
                                 break;
@@ -565,13 +596,17 @@ pub(crate) mod oracle {
         let months = [
             "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
         ];
-        let month = r.split(|&b| b == b' ' || b == b'\t').any(|w| {
-            w.len() >= 3
+        let words: Vec<&[u8]> = r.split(|&b| b == b' ' || b == b'\t' || b == b',').collect();
+        let month = words.iter().any(|w| {
+            w.len() == 3
                 && months
                     .iter()
-                    .any(|m| w[..3].to_ascii_lowercase() == m.as_bytes())
+                    .any(|m| w.to_ascii_lowercase() == m.as_bytes())
         });
-        time && month
+        let year = words
+            .iter()
+            .any(|w| w.len() == 4 && w.iter().all(|c| c.is_ascii_digit()));
+        time && month && year
     }
 
     /// The multipart boundary declared in the header of the entry whose From line is line `i`.
@@ -603,7 +638,9 @@ pub(crate) mod oracle {
         let v = ct?;
         let lower: Vec<u8> = v.to_ascii_lowercase();
         let find = |n: &[u8]| lower.windows(n.len()).position(|w| w == n);
-        find(b"multipart")?;
+        if !lower.trim_ascii_start().starts_with(b"multipart/") {
+            return None;
+        }
         let mut k = find(b"boundary")? + 8;
         while k < v.len() && v[k].is_ascii_whitespace() {
             k += 1;
@@ -743,7 +780,14 @@ pub(crate) mod oracle {
                     let mut needle = b"\n--".to_vec();
                     needle.extend_from_slice(b);
                     // contained when a delimiter of this entry follows the candidate
-                    !data[c..end].windows(needle.len()).any(|w| w == &needle[..])
+                    !(c..end).any(|k| {
+                        k + needle.len() <= end
+                            && data[k..].starts_with(&needle)
+                            && matches!(
+                                data.get(k + needle.len()),
+                                None | Some(b'-' | b'\r' | b'\n' | b' ' | b'\t')
+                            )
+                    })
                 })
                 .map(|(_, &c)| c);
             let end = next.or(next_cand).unwrap_or(data.len());
@@ -784,6 +828,8 @@ mod tests {
         assert!(is_from_line(b"From - Thu Jan  1 00:00:00 1970"));
         assert!(!is_from_line(b"From the desk of the director"));
         assert!(!is_from_line(b"From 10:00 until late"));
+        assert!(!is_from_line(b"From Marketing: call 10:30 in 2024"));
+        assert!(!is_from_line(b"From a@b Mon May  6 00:10:11"));
         assert!(!is_from_line(b">From a@b Mon May  6 00:10:11 2024"));
     }
 
@@ -910,6 +956,9 @@ mod tests {
             Just(b" boundary=\"XX\"".to_vec()),
             Just(b"--XX".to_vec()),
             Just(b"--XX--".to_vec()),
+            Just(b"--XX_alt".to_vec()),
+            Just(b"Content-Type: text/plain; boundary=XX".to_vec()),
+            Just(b"From Marketing: call 10:30 in 2024".to_vec()),
             Just(Vec::new()),
             Just(b"\r".to_vec()),
             Just(b"body text".to_vec()),

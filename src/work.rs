@@ -3,7 +3,6 @@
 //! The input stage makes [`Work`] in input order; workers turn each into rows; the output stage
 //! writes the rows back in that same order, so output never depends on scheduling.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use memmap2::Mmap;
@@ -65,11 +64,12 @@ pub enum ItemKind {
     Failed(Malformed),
 }
 
-/// A file found by the walk and left for a worker to read (small files, batched).
+/// A small file read by the walk, left for a worker to parse (batched).
 #[derive(Debug, Clone)]
 pub struct FileJob {
-    pub path: PathBuf,
     pub source: Arc<str>,
+    pub data: Vec<u8>,
+    /// In a Maildir `cur/` or `new/` folder: a message even when sniffing is unsure.
     pub in_maildir: bool,
 }
 
@@ -107,10 +107,25 @@ pub enum Work {
         data: Bytes,
         items: Vec<Item>,
     },
-    /// Small files for the worker to open, sniff and read itself.
+    /// Small files, read, for the worker to sniff and parse.
     Files(Vec<FileJob>),
     /// A note about an input.
     Note(Note),
     /// An input file was opened: count it and its bytes.
     FileOpened { bytes: u64 },
+}
+
+impl Work {
+    /// The source a unit reads from, for error reports.
+    pub fn source_name(&self) -> String {
+        match self {
+            Work::Messages { source, .. } => source.to_string(),
+            Work::Files(jobs) => jobs
+                .first()
+                .map(|j| format!("{} (batch of {} files)", j.source, jobs.len()))
+                .unwrap_or_default(),
+            Work::Note(note) => note.path.clone(),
+            Work::FileOpened { .. } => String::new(),
+        }
+    }
 }

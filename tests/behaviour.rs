@@ -309,3 +309,33 @@ fn shipped_sample_scans_on_a_fresh_clone() {
     );
     assert!(t["messages"].as_u64().unwrap() >= 300, "{t}");
 }
+
+#[test]
+fn mapped_streamed_and_compressed_mbox_agree_on_odd_starts() {
+    // Leading blank lines, a CRLF blank line, and a message large enough to cross the reader's
+    // block boundaries: the mapped, buffered and gzip paths must give the same rows and offsets.
+    let mut mbox = b"\n\r\n".to_vec();
+    mbox.extend_from_slice(&read(&sample_mbox()));
+    mbox.extend_from_slice(b"\nFrom big@x.example Tue May  7 01:00:00 2024\nSubject: big\n\n");
+    for i in 0..250_000 {
+        mbox.extend_from_slice(format!("line {i} of a long body\n").as_bytes());
+    }
+    mbox.push(b'\n');
+    mbox.extend_from_slice(&read(&sample_mbox()));
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("odd.mbox");
+    std::fs::write(&plain, &mbox).unwrap();
+    let gz = dir.path().join("odd.mbox.gz");
+    std::fs::write(&gz, compress("gz", &mbox)).unwrap();
+    let mapped = tempfile::tempdir().unwrap();
+    scan_ok(&[plain.as_os_str()], mapped.path());
+    let want = rows_without_source(mapped.path());
+    assert_eq!(want.len(), 91);
+    assert_eq!(want[0][0], "3", "first entry offset skips the blank lines");
+    let buffered = tempfile::tempdir().unwrap();
+    scan_ok(&[plain.as_os_str(), os("--no-mmap")], buffered.path());
+    assert_eq!(rows_without_source(buffered.path()), want);
+    let streamed = tempfile::tempdir().unwrap();
+    scan_ok(&[gz.as_os_str()], streamed.path());
+    assert_eq!(rows_without_source(streamed.path()), want);
+}

@@ -81,13 +81,14 @@ pub fn sniff(head: &[u8]) -> Format {
     if head.len() >= 263 && &head[257..262] == b"ustar" {
         return Format::Tar;
     }
-    let text = {
-        let lead = head
-            .iter()
-            .take_while(|b| matches!(b, b'\r' | b'\n'))
-            .count();
-        &head[lead..]
-    };
+    // Blank lines before the first line are skipped, exactly as the splitter skips them.
+    let mut text = head;
+    while let Some(rest) = text
+        .strip_prefix(b"\r\n")
+        .or_else(|| text.strip_prefix(b"\n"))
+    {
+        text = rest;
+    }
     if crate::split::is_from_line(crate::split::line_at(text, 0).0) {
         return Format::Mbox;
     }

@@ -29,11 +29,22 @@ pub struct StreamLimits {
 impl Default for StreamLimits {
     fn default() -> Self {
         StreamLimits {
-            max_message_bytes: 64 << 20,
+            max_message_bytes: 0,
             block_bytes: 4 << 20,
             max_depth: 4,
             split: SplitLimits::default(),
         }
+        .with_max_message(64 << 20)
+    }
+}
+
+impl StreamLimits {
+    /// Set the per-message cap. `Content-Length` values above it are not honoured either, so a
+    /// streamed mbox and a mapped one split the same way.
+    pub fn with_max_message(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self.split.max_content_length = self.split.max_content_length.min(bytes as u64);
+        self
     }
 }
 
@@ -71,34 +82,35 @@ fn fill(reader: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<boo
     Ok(false)
 }
 
+/// Where work goes; returns false when the scan is stopping (interrupt, output error), and the
+/// readers then return early.
+pub type Sink<'s> = dyn FnMut(Work) -> bool + 's;
+
 /// Read everything a stream holds, as one source named `source`: sniff it, unwrap compression
-/// and tar, and hand the messages to `sink` in order.
+/// and tar, and hand the messages to `sink` in order. Returns false when the sink asked to stop.
 pub fn read_stream(
     reader: &mut dyn Read,
     source: &Arc<str>,
     depth: u32,
     limits: &StreamLimits,
     force_message: bool,
-    sink: &mut dyn FnMut(Work),
-) {
+    sink: &mut Sink<'_>,
+) -> bool {
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     let eof = match fill(reader, &mut head, SNIFF_BYTES) {
         Ok(eof) => eof,
-        Err(e) => {
-            sink(Work::Note(Note::unreadable(source, &e)));
-            return;
-        }
+        Err(e) => return sink(Work::Note(Note::unreadable(source, &e))),
     };
     let format = sniff(&head);
+    let empty = eof && head.is_empty();
     let mut chained = io::Cursor::new(head).chain(reader);
     match format {
         f if f.is_compressed() || f == Format::Tar => {
             if depth >= limits.max_depth {
-                sink(Work::Note(Note::skipped(source, "nested-too-deep")));
-                return;
+                return sink(Work::Note(Note::skipped(source, "nested-too-deep")));
             }
             if f == Format::Tar {
-                read_tar(&mut chained, source, depth + 1, limits, sink);
+                read_tar(&mut chained, source, depth + 1, limits, sink)
             } else {
                 match decoder(f, Box::new(chained)) {
                     Ok(mut inner) => {
@@ -111,7 +123,7 @@ pub fn read_stream(
         Format::Mbox => read_mbox(&mut chained, source, limits, sink),
         Format::Message => read_message(&mut chained, source, limits, sink),
         // Empty streams are messages that lost their bytes; they are counted as `empty`.
-        Format::NotMail if force_message || (eof && chained.get_ref().0.get_ref().is_empty()) => {
+        Format::NotMail if force_message || empty => {
             read_message(&mut chained, source, limits, sink)
         }
         Format::NotMail => sink(Work::Note(Note::skipped(source, "not-mail"))),
@@ -124,51 +136,62 @@ fn read_tar(
     source: &Arc<str>,
     depth: u32,
     limits: &StreamLimits,
-    sink: &mut dyn FnMut(Work),
-) {
+    sink: &mut Sink<'_>,
+) -> bool {
     let mut archive = tar::Archive::new(reader);
     let entries = match archive.entries() {
         Ok(e) => e,
-        Err(e) => {
-            sink(Work::Note(Note::unreadable(source, &e)));
-            return;
-        }
+        Err(e) => return sink(Work::Note(Note::unreadable(source, &e))),
     };
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
-            Err(e) => {
-                // A broken tar header ends the archive: later entries cannot be located.
-                sink(Work::Note(Note::unreadable(source, &e)));
-                return;
-            }
+            // A broken tar header ends the archive: later entries cannot be located.
+            Err(e) => return sink(Work::Note(Note::unreadable(source, &e))),
         };
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
+        let kind = entry.header().entry_type();
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let inner: Arc<str> = format!("{source}!{name}").into();
-        let base = name.rsplit('/').next().unwrap_or("").as_bytes();
-        if crate::input::is_maildir_metadata(base) {
-            sink(Work::Note(Note::skipped(&inner, "maildir-metadata")));
+        if kind.is_dir() {
             continue;
         }
-        read_stream(&mut entry, &inner, depth, limits, false, sink);
+        if !kind.is_file() {
+            let reason = if kind.is_hard_link() || kind.is_symlink() {
+                "tar-link"
+            } else {
+                "tar-special-entry"
+            };
+            if !sink(Work::Note(Note::skipped(&inner, reason))) {
+                return false;
+            }
+            continue;
+        }
+        let base = name.rsplit('/').next().unwrap_or("").as_bytes();
+        let go_on = if crate::input::is_maildir_metadata(base) {
+            sink(Work::Note(Note::skipped(&inner, "maildir-metadata")))
+        } else {
+            read_stream(&mut entry, &inner, depth, limits, false, sink)
+        };
+        if !go_on {
+            return false;
+        }
     }
+    true
 }
 
-/// A single message from a stream: read it whole, up to the cap.
+/// A single message from a stream: read it whole, up to the cap. A message over the cap is
+/// reported `too-large` with `length` = cap + 1 (reading stops there).
 fn read_message(
     reader: &mut dyn Read,
     source: &Arc<str>,
     limits: &StreamLimits,
-    sink: &mut dyn FnMut(Work),
-) {
+    sink: &mut Sink<'_>,
+) -> bool {
     let cap = limits.max_message_bytes;
     let mut buf = Vec::new();
     let result = fill(&mut reader.take(cap as u64 + 1), &mut buf, cap + 1);
     let len = buf.len();
-    let item = match result {
+    let item = match &result {
         Err(_) => Item::failed(0, len as u64, Malformed::ReadError),
         Ok(_) if len > cap => Item::failed(0, len as u64, Malformed::TooLarge),
         Ok(_) => Item {
@@ -179,19 +202,44 @@ fn read_message(
             kind: ItemKind::Whole,
         },
     };
-    if let Err(e) = result {
-        sink(Work::Note(Note::unreadable(source, &e)));
+    if let Err(e) = &result
+        && !sink(Work::Note(Note::unreadable(source, e)))
+    {
+        return false;
     }
-    let data = if matches!(item.kind, ItemKind::Whole) {
-        buf
-    } else {
-        Vec::new()
-    };
+    if !matches!(item.kind, ItemKind::Whole) {
+        buf = Vec::new();
+    }
     sink(Work::Messages {
         source: source.clone(),
-        data: Bytes::Owned(data),
+        data: Bytes::Owned(buf),
         items: vec![item],
-    });
+    })
+}
+
+/// Hand one block of entries to the sink; the block's bytes start at stream offset `base`.
+fn emit_block(
+    block: Vec<u8>,
+    base: u64,
+    entries: &[crate::split::Entry],
+    source: &Arc<str>,
+    sink: &mut Sink<'_>,
+) -> bool {
+    let items = entries
+        .iter()
+        .map(|e| Item {
+            offset: base + e.start as u64,
+            length: (e.end - e.start) as u64,
+            start: e.start,
+            end: e.end,
+            kind: ItemKind::Entry(e.kind),
+        })
+        .collect();
+    sink(Work::Messages {
+        source: source.clone(),
+        data: Bytes::Owned(block),
+        items,
+    })
 }
 
 /// An mbox from a stream: cut into blocks on message boundaries, with bounded memory.
@@ -199,75 +247,90 @@ pub fn read_mbox(
     reader: &mut dyn Read,
     source: &Arc<str>,
     limits: &StreamLimits,
-    sink: &mut dyn FnMut(Work),
-) {
+    sink: &mut Sink<'_>,
+) -> bool {
     let mut buf: Vec<u8> = Vec::new();
     // Stream offset of buf[0].
     let mut base: u64 = 0;
     let mut eof = false;
     let mut want = limits.block_bytes + (64 << 10);
-    let mut started = false;
-    let mut entries = Vec::new();
+    let preamble = |bytes: Vec<u8>, base: u64, sink: &mut Sink<'_>| {
+        let len = bytes.len();
+        sink(Work::Messages {
+            source: source.clone(),
+            data: Bytes::Owned(bytes),
+            items: vec![Item {
+                offset: base,
+                length: len as u64,
+                start: 0,
+                end: len,
+                kind: ItemKind::Entry(EntryKind::Preamble),
+            }],
+        })
+    };
+
+    // Find the first entry; what comes before it is preamble (reported unless blank).
     loop {
         if !eof {
             match fill(reader, &mut buf, want) {
                 Ok(e) => eof = e,
                 Err(e) => {
-                    sink(Work::Note(Note::unreadable(source, &e)));
-                    // What was read so far is still split; the last message is marked below.
-                    if !buf.is_empty() {
-                        emit_rest_as_read_error(&mut buf, base, source, limits, started, sink);
+                    if !sink(Work::Note(Note::unreadable(source, &e))) {
+                        return false;
                     }
-                    return;
+                    // Split what was read; its last message is marked as cut short.
+                    let Some(first) = split::first_entry(&buf) else {
+                        return buf.is_empty() || preamble(buf, base, sink);
+                    };
+                    if buf[..first].iter().any(|b| !b.is_ascii_whitespace())
+                        && !preamble(buf[..first].to_vec(), base, sink)
+                    {
+                        return false;
+                    }
+                    let rest = buf.split_off(first);
+                    return emit_rest_as_read_error(
+                        rest,
+                        base + first as u64,
+                        source,
+                        limits,
+                        sink,
+                    );
                 }
             }
         }
-        let mut pos = 0;
-        if !started {
-            match split::first_entry(&buf) {
-                Some(first) => {
-                    if buf[..first].iter().any(|b| !b.is_ascii_whitespace()) {
-                        sink(Work::Messages {
-                            source: source.clone(),
-                            data: Bytes::Owned(buf[..first].to_vec()),
-                            items: vec![Item {
-                                offset: base,
-                                length: first as u64,
-                                start: 0,
-                                end: first,
-                                kind: ItemKind::Entry(EntryKind::Preamble),
-                            }],
-                        });
-                    }
-                    pos = first;
-                    started = true;
-                }
-                None if eof => {
-                    // Sniffed as mbox but no entry start: keep it as one preamble item.
-                    let len = buf.len();
-                    sink(Work::Messages {
-                        source: source.clone(),
-                        data: Bytes::Owned(buf),
-                        items: vec![Item {
-                            offset: base,
-                            length: len as u64,
-                            start: 0,
-                            end: len,
-                            kind: ItemKind::Entry(EntryKind::Preamble),
-                        }],
-                    });
-                    return;
-                }
-                None => {
-                    want = buf.len() * 2;
-                    continue;
-                }
+        if let Some(first) = split::first_entry(&buf) {
+            if buf[..first].iter().any(|b| !b.is_ascii_whitespace())
+                && !preamble(buf[..first].to_vec(), base, sink)
+            {
+                return false;
             }
+            buf.drain(..first);
+            base += first as u64;
+            break;
         }
+        if eof {
+            let junk = buf.iter().any(|b| !b.is_ascii_whitespace());
+            return !junk || preamble(buf, base, sink);
+        }
+        if buf.len() > limits.max_message_bytes {
+            // No entry start within the cap: report that much as preamble and read on.
+            let len = buf.len();
+            let kept = buf.split_off(len - 2);
+            if !preamble(std::mem::replace(&mut buf, kept), base, sink) {
+                return false;
+            }
+            base += (len - 2) as u64;
+        }
+        want = (buf.len() * 2).max(limits.block_bytes);
+    }
+
+    // buf[0] is always an entry start from here on.
+    let mut entries = Vec::new();
+    loop {
         entries.clear();
         let planned = split::plan_entries(
             &buf,
-            pos,
+            0,
             eof,
             limits.block_bytes,
             &limits.split,
@@ -277,45 +340,38 @@ pub fn read_mbox(
             let rest = buf[planned.next..].to_vec();
             let mut block = std::mem::replace(&mut buf, rest);
             block.truncate(planned.next);
-            let items = entries
-                .iter()
-                .map(|e| Item {
-                    offset: base + e.start as u64,
-                    length: (e.end - e.start) as u64,
-                    start: e.start,
-                    end: e.end,
-                    kind: ItemKind::Entry(e.kind),
-                })
-                .collect();
-            sink(Work::Messages {
-                source: source.clone(),
-                data: Bytes::Owned(block),
-                items,
-            });
+            if !emit_block(block, base, &entries, source, sink) {
+                return false;
+            }
             base += planned.next as u64;
-            pos = 0;
         }
-        if eof && pos >= buf.len() {
-            return;
+        if eof && buf.is_empty() {
+            return true;
         }
         if planned.needs_more || entries.is_empty() {
-            let pending = buf.len() - pos;
-            if pending > limits.max_message_bytes {
-                // Drop `pos` bytes already emitted, then skip the oversize message.
-                buf.drain(..pos);
-                match skip_oversize(reader, &mut buf, &mut base, &mut eof, limits) {
-                    Ok(skipped) => sink(Work::Messages {
-                        source: source.clone(),
-                        data: Bytes::Owned(Vec::new()),
-                        items: vec![Item::failed(skipped.0, skipped.1, Malformed::TooLarge)],
-                    }),
-                    Err(e) => {
-                        sink(Work::Note(Note::unreadable(source, &e)));
-                        return;
+            if buf.len() > limits.max_message_bytes {
+                let skipped = skip_oversize(reader, &mut buf, &mut base, &mut eof, limits);
+                let (item, error) = match skipped {
+                    Ok((offset, length)) => {
+                        (Item::failed(offset, length, Malformed::TooLarge), None)
                     }
+                    Err((offset, length, e)) => {
+                        (Item::failed(offset, length, Malformed::ReadError), Some(e))
+                    }
+                };
+                let go = sink(Work::Messages {
+                    source: source.clone(),
+                    data: Bytes::Owned(Vec::new()),
+                    items: vec![item],
+                });
+                if let Some(e) = error {
+                    return go && sink(Work::Note(Note::unreadable(source, &e)));
+                }
+                if !go {
+                    return false;
                 }
                 if eof && buf.is_empty() {
-                    return;
+                    return true;
                 }
                 want = limits.block_bytes + (64 << 10);
             } else {
@@ -324,37 +380,45 @@ pub fn read_mbox(
         } else {
             want = buf.len() + limits.block_bytes;
         }
+        if !eof {
+            match fill(reader, &mut buf, want) {
+                Ok(e) => eof = e,
+                Err(e) => {
+                    // What was read is still split; its last message is marked as cut short.
+                    let go = sink(Work::Note(Note::unreadable(source, &e)));
+                    return go && emit_rest_as_read_error(buf, base, source, limits, sink);
+                }
+            }
+        }
     }
 }
 
 /// The oversize message starts at buf[0]: read on, discarding, until the next entry start.
-/// Returns (stream offset, length) of the skipped message; afterwards buf starts at the next entry.
+/// Returns (stream offset, length) of the skipped message; afterwards buf starts at the next
+/// entry. The end of an oversize message is found by envelope lines alone (Content-Length and
+/// MIME structure are not followed through bytes that are not kept).
 fn skip_oversize(
     reader: &mut dyn Read,
     buf: &mut Vec<u8>,
     base: &mut u64,
     eof: &mut bool,
     limits: &StreamLimits,
-) -> io::Result<(u64, u64)> {
+) -> Result<(u64, u64), (u64, u64, io::Error)> {
     let start = *base;
-    // Keep enough overlap that a `\n\nFrom ...` line split across reads is still seen whole.
+    // Bytes kept when discarding: enough that an envelope line split across reads is seen
+    // whole, plus the two bytes before it that tell whether a blank line precedes it.
     const KEEP: usize = 2048;
-    let mut search_from = 1;
     loop {
-        if let Some(next) = split::next_candidate(buf, search_from.min(buf.len()), buf.len())
-            .filter(|&n| {
-                // Need the whole envelope line to trust the candidate, unless at the end.
-                *eof || memchr::memchr(b'\n', &buf[n..]).is_some()
-            })
-        {
+        let found = split::next_candidate(buf, 2.min(buf.len()), buf.len())
+            .filter(|&n| n > 0 && (*eof || memchr::memchr(b'\n', &buf[n..]).is_some()));
+        if let Some(next) = found {
             buf.drain(..next);
             *base += next as u64;
             return Ok((start, *base - start));
         }
         if *eof {
-            let len = buf.len();
+            *base += buf.len() as u64;
             buf.clear();
-            *base += len as u64;
             return Ok((start, *base - start));
         }
         if buf.len() > KEEP {
@@ -362,29 +426,33 @@ fn skip_oversize(
             buf.drain(..cut);
             *base += cut as u64;
         }
-        search_from = 0;
         let target = buf.len() + limits.block_bytes;
-        *eof = fill(reader, buf, target)?;
-        let _ = limits;
+        match fill(reader, buf, target) {
+            Ok(e) => *eof = e,
+            Err(e) => {
+                *base += buf.len() as u64;
+                buf.clear();
+                *eof = true;
+                return Err((start, *base - start, e));
+            }
+        }
     }
 }
 
-/// After a read error mid-mbox: split what was read, and mark the last message as a read error.
+/// After a read error mid-mbox: split what was read (buf[0] is an entry start), and mark the
+/// last message as a read error.
 fn emit_rest_as_read_error(
-    buf: &mut Vec<u8>,
+    buf: Vec<u8>,
     base: u64,
     source: &Arc<str>,
     limits: &StreamLimits,
-    started: bool,
-    sink: &mut dyn FnMut(Work),
-) {
-    let pos = if started {
-        0
-    } else {
-        split::first_entry(buf).unwrap_or(0)
-    };
+    sink: &mut Sink<'_>,
+) -> bool {
+    if buf.is_empty() {
+        return true;
+    }
     let mut entries = Vec::new();
-    split::plan_entries(buf, pos, true, usize::MAX, &limits.split, &mut entries);
+    split::plan_entries(&buf, 0, true, usize::MAX, &limits.split, &mut entries);
     let n = entries.len();
     let items = entries
         .iter()
@@ -403,7 +471,7 @@ fn emit_rest_as_read_error(
         .collect();
     sink(Work::Messages {
         source: source.clone(),
-        data: Bytes::Owned(std::mem::take(buf)),
+        data: Bytes::Owned(buf),
         items,
-    });
+    })
 }
