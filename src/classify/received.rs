@@ -258,6 +258,7 @@ pub fn parse_received(value: &[u8]) -> Hop<'_> {
     let mut tcp_ip = None;
     let mut literal_ip = None;
     let mut bare_ip = None;
+    let mut announced_ip = None;
     let mut helo_ip = None;
 
     for item in Items::new(main) {
@@ -288,7 +289,15 @@ pub fn parse_received(value: &[u8]) -> Hop<'_> {
                 match clause {
                     Clause::From if is_arg => {
                         hop.from_host = Some(w);
-                        literal_ip = parse_ip_token(w);
+                        // Only a bracketed literal (RFC 5321 address-literal) names the client; an
+                        // unbracketed dotted quad is what the client announced, ranked below any
+                        // address the receiving server recorded itself.
+                        let ip = parse_ip_token(w);
+                        if w.first() == Some(&b'[') {
+                            literal_ip = ip;
+                        } else {
+                            announced_ip = ip;
+                        }
                     }
                     Clause::From => {
                         // e.g. fetchmail's `from phobos [127.0.0.1]`, or Exim's `helo=` outside a comment.
@@ -321,7 +330,11 @@ pub fn parse_received(value: &[u8]) -> Hop<'_> {
             Item::Comment(_) => {}
         }
     }
-    hop.ip = tcp_ip.or(literal_ip).or(bare_ip).or(helo_ip);
+    hop.ip = tcp_ip
+        .or(literal_ip)
+        .or(bare_ip)
+        .or(announced_ip)
+        .or(helo_ip);
     hop
 }
 
@@ -467,6 +480,19 @@ mod tests {
     }
 
     // ---- formats seen in the corpora ----
+
+    #[test]
+    fn announced_dotted_quad_ranks_below_the_recorded_address() {
+        // spamassassin spam_2/00001: the word after `from` is the client's own claim.
+        let h = parse_received(
+            b"from 64.0.57.142 [202.63.165.34] by bettyjagessar.com (SMTPD32-7.06 EVAL) id A; Fri, 02 Aug 2002 23:37:59 0530",
+        );
+        assert_eq!(h.ip, Some("202.63.165.34".parse().unwrap()));
+        assert_eq!(h.from_host, Some(&b"64.0.57.142"[..]));
+        // With nothing else recorded, the announced address is still better than none.
+        let h = parse_received(b"from 64.0.57.142 by mx.example; Fri, 02 Aug 2002 23:37:59 +0000");
+        assert_eq!(h.ip, Some("64.0.57.142".parse().unwrap()));
+    }
 
     #[test]
     fn postfix_trap_hop() {

@@ -180,7 +180,7 @@ fn field_of(name: &[u8]) -> Option<Field> {
         15 if is(b"x-originatororg") => Field::OriginatorOrg,
         16 if is(b"list-unsubscribe") => Field::ListUnsubscribe,
         22 if is(b"authentication-results") => Field::AuthenticationResults,
-        29 if is(b"x-ms-exchange-crosstenant-id") => Field::CrossTenantId,
+        28 if is(b"x-ms-exchange-crosstenant-id") => Field::CrossTenantId,
         _ => return None,
     };
     Some(f)
