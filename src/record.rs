@@ -81,6 +81,8 @@ pub struct RowWriter<'o> {
     lossy: Vec<&'static str>,
     /// Timestamp of each Received hop of the current message, topmost first.
     times: Vec<Option<i64>>,
+    /// `source,offset,` of the current message's received.csv rows.
+    hop_prefix: Vec<u8>,
 }
 
 /// One cell being filled; `text` cells get formula neutralisation, numbers do not.
@@ -93,6 +95,7 @@ impl<'o> RowWriter<'o> {
             scratch: Vec::new(),
             lossy: Vec::new(),
             times: Vec::new(),
+            hop_prefix: Vec::new(),
         }
     }
 
@@ -322,46 +325,31 @@ impl<'o> RowWriter<'o> {
     fn write_hop_rows(&mut self, source: &str, offset: u64, hops: &[Hop<'_>]) {
         let raw = self.opts.raw_cells;
         let n = hops.len();
-        let mut cell = Vec::new();
+        // `source,offset,` is the same for every hop of the message: build it once.
+        let prefix = &mut self.hop_prefix;
+        prefix.clear();
+        write_cell(
+            prefix,
+            source.as_bytes(),
+            !raw && is_formula_like(source.as_bytes()),
+            &mut self.scratch,
+        );
+        prefix.push(b',');
+        push_u64(prefix, offset);
+        prefix.push(b',');
+        let out = &mut self.out.received_csv;
         for (k, hop) in hops.iter().rev().enumerate() {
-            let out = &mut self.out.received_csv;
-            write_cell(
-                out,
-                source.as_bytes(),
-                !raw && is_formula_like(source.as_bytes()),
-                &mut self.scratch,
-            );
-            out.push(b',');
-            push_u64(out, offset);
-            out.push(b',');
+            out.extend_from_slice(prefix);
             push_u64(out, k as u64 + 1);
             for part in [hop.from_host, hop.from_rdns] {
-                cell.clear();
-                if let Some(p) = part {
-                    push_host_text(p, &mut cell);
-                }
                 out.push(b',');
-                write_cell(
-                    out,
-                    &cell,
-                    !raw && is_formula_like(&cell),
-                    &mut self.scratch,
-                );
+                push_host_cell(out, part, raw, &mut self.scratch);
             }
             out.push(b',');
             push_ip(hop.ip, out);
             for part in [hop.by_host, hop.with] {
-                cell.clear();
-                if let Some(p) = part {
-                    push_host_text(p, &mut cell);
-                }
                 out.push(b',');
-                write_cell(
-                    out,
-                    &cell,
-                    !raw && is_formula_like(&cell),
-                    &mut self.scratch,
-                );
+                push_host_cell(out, part, raw, &mut self.scratch);
             }
             out.push(b',');
             if let Some(ts) = self.times[n - 1 - k] {
@@ -370,6 +358,22 @@ impl<'o> RowWriter<'o> {
             out.push(b'\n');
         }
     }
+}
+
+/// A host name or protocol word as a cell: printable ASCII only (others become `?`), quoted only
+/// when it must be. Written straight into the row in the common case.
+fn push_host_cell(out: &mut Vec<u8>, part: Option<&[u8]>, raw: bool, scratch: &mut Vec<u8>) {
+    let Some(p) = part else { return };
+    let plain = p
+        .iter()
+        .all(|&b| b.is_ascii_graphic() && b != b',' && b != b'"');
+    if plain && (raw || !is_formula_like(p)) {
+        out.extend_from_slice(p);
+        return;
+    }
+    let mut cell = Vec::with_capacity(p.len());
+    push_host_text(p, &mut cell);
+    write_cell(out, &cell, !raw && is_formula_like(&cell), scratch);
 }
 
 /// The envelope line after `From `: (sender, date text).
