@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Read mail archives (mbox, Maildir, .eml trees, gzip/zstd/xz/bzip2, tar; `-` for stdin)
-    /// and write messages.csv, received.csv and summary.json.
+    /// and write messages.csv and summary.json (and received.csv with --received).
     Scan(ScanArgs),
 }
 
@@ -59,6 +59,9 @@ struct ScanArgs {
     /// Write cells as they are: do not prefix cells starting with = + - @ with a quote.
     #[arg(long)]
     raw_cells: bool,
+    /// Also write received.csv: one row per Received hop (from, IP, by, protocol, time).
+    #[arg(long)]
+    received: bool,
     /// Largest message kept from a compressed or streamed input, in MiB; larger ones are
     /// reported as too-large (decompression-bomb guard).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -104,6 +107,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         ..ScanOptions::default()
     };
     opts.rows.raw_cells = args.raw_cells;
+    opts.rows.received_rows = args.received;
     opts.stream = opts
         .stream
         .with_max_message(args.max_message_mib as usize * (1 << 20));

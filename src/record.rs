@@ -69,6 +69,8 @@ pub struct UnitOutput {
 pub struct RowOptions {
     /// Write cells as they are, without neutralising spreadsheet formulas.
     pub raw_cells: bool,
+    /// Also write `received.csv`, one row per Received hop.
+    pub received_rows: bool,
     pub header_limits: HeaderLimits,
 }
 
@@ -185,7 +187,9 @@ impl<'o> RowWriter<'o> {
             self.out.totals.lossy_messages += 1;
         }
         self.write_message_row();
-        self.write_hop_rows(source, item.offset, hops);
+        if self.opts.received_rows {
+            self.write_hop_rows(source, item.offset, hops);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

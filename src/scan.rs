@@ -92,9 +92,14 @@ pub fn scan(
     let started = Instant::now();
     output::ensure_dir(out_dir)?;
     let mut messages = PendingFile::create(out_dir, "messages.csv")?;
-    let mut received = PendingFile::create(out_dir, "received.csv")?;
     messages.write_all(&record::header_line(&record::MESSAGE_COLUMNS))?;
-    received.write_all(&record::header_line(&record::RECEIVED_COLUMNS))?;
+    let mut received = match opts.rows.received_rows {
+        true => Some(PendingFile::create(out_dir, "received.csv")?),
+        false => None,
+    };
+    if let Some(r) = &mut received {
+        r.write_all(&record::header_line(&record::RECEIVED_COLUMNS))?;
+    }
 
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -171,9 +176,13 @@ pub fn scan(
             while let Some(out) = parked.remove(&next) {
                 next += 1;
                 if write_error.is_none() {
-                    let written = messages
-                        .write_all(&out.messages_csv)
-                        .and_then(|()| received.write_all(&out.received_csv));
+                    let written =
+                        messages
+                            .write_all(&out.messages_csv)
+                            .and_then(|()| match &mut received {
+                                Some(r) => r.write_all(&out.received_csv),
+                                None => Ok(()),
+                            });
                     if let Err(e) = written {
                         write_error = Some(e);
                         window.close();
@@ -193,16 +202,16 @@ pub fn scan(
         }
     });
     if lost_units && !INTERRUPTED.load(Ordering::SeqCst) {
-        output::discard(vec![messages, received]);
+        output::discard([Some(messages), received].into_iter().flatten().collect());
         return Err(ScanError::Incomplete);
     }
 
     if let Some(e) = write_error {
-        output::discard(vec![messages, received]);
+        output::discard([Some(messages), received].into_iter().flatten().collect());
         return Err(e.into());
     }
     if INTERRUPTED.load(Ordering::SeqCst) || output::aborted() {
-        output::discard(vec![messages, received]);
+        output::discard([Some(messages), received].into_iter().flatten().collect());
         return Err(ScanError::Interrupted);
     }
     totals.notes.sort();
@@ -210,12 +219,16 @@ pub fn scan(
         totals,
         elapsed: started.elapsed(),
         threads,
-        outputs: vec![messages.path().to_path_buf(), received.path().to_path_buf()],
+        outputs: std::iter::once(&messages)
+            .chain(received.as_ref())
+            .map(|f| f.path().to_path_buf())
+            .collect(),
     };
     let mut summary_file = PendingFile::create(out_dir, "summary.json")?;
     report.outputs.push(summary_file.path().to_path_buf());
     summary_file.write_all(&summary(&report))?;
-    output::commit(vec![messages, received, summary_file]).map_err(|e| match e {
+    let files = [Some(messages), received, Some(summary_file)];
+    output::commit(files.into_iter().flatten().collect()).map_err(|e| match e {
         OutputError::Interrupted => ScanError::Interrupted,
         e => ScanError::Output(e),
     })?;

@@ -44,6 +44,7 @@ pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions)
         "options": {
             "mmap": opts.mmap,
             "raw_cells": opts.rows.raw_cells,
+            "received_rows": opts.rows.received_rows,
             "max_message_bytes": opts.stream.max_message_bytes,
             "max_header_bytes": opts.rows.header_limits.max_header_bytes,
         },

@@ -36,9 +36,9 @@ fn output_is_identical_for_one_and_two_threads() {
     let one = tempfile::tempdir().unwrap();
     let two = tempfile::tempdir().unwrap();
     let mut a1 = args.clone();
-    a1.extend([os("--threads"), os("1")]);
+    a1.extend([os("--threads"), os("1"), os("--received")]);
     let mut a2 = args.clone();
-    a2.extend([os("--threads"), os("2")]);
+    a2.extend([os("--threads"), os("2"), os("--received")]);
     scan_ok(&a1, one.path());
     scan_ok(&a2, two.path());
     for f in ["messages.csv", "received.csv"] {
@@ -275,6 +275,23 @@ fn ctrl_c_leaves_no_complete_looking_output() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+#[test]
+fn received_csv_only_on_request() {
+    let out = tempfile::tempdir().unwrap();
+    scan_ok(&[sample_mbox().as_os_str()], out.path());
+    assert!(!out.path().join("received.csv").exists());
+    let with = tempfile::tempdir().unwrap();
+    scan_ok(&[sample_mbox().as_os_str(), os("--received")], with.path());
+    let hops = rows(&with.path().join("received.csv"));
+    let messages = rows(&with.path().join("messages.csv"));
+    let want: usize = messages
+        .iter()
+        .map(|m| m["hops"].parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(hops.len(), want, "one received.csv row per hop");
+    assert!(hops.iter().all(|h| h["hop"].parse::<usize>().unwrap() >= 1));
 }
 
 #[test]

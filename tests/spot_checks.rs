@@ -29,7 +29,8 @@ struct Scan {
 
 fn scan_paths(paths: &[&Path]) -> Scan {
     let out = tempfile::tempdir().unwrap();
-    let args: Vec<&std::ffi::OsStr> = paths.iter().map(|p| p.as_os_str()).collect();
+    let mut args: Vec<&std::ffi::OsStr> = paths.iter().map(|p| p.as_os_str()).collect();
+    args.push(os("--received"));
     scan_ok(&args, out.path());
     let messages = rows(&out.path().join("messages.csv"));
     let received = rows(&out.path().join("received.csv"));
