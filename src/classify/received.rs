@@ -314,6 +314,11 @@ pub fn parse_received(value: &[u8]) -> Hop<'_> {
                     Clause::With if is_arg => hop.with = Some(w),
                     _ => {}
                 }
+                // Past `by HOST` and `with PROTO` nothing else is read (`id`, `for` and
+                // comments there name no client), so the rest need not be tokenized.
+                if hop.by_host.is_some() && hop.with.is_some() {
+                    break;
+                }
             }
             // A comment does not consume the pending argument: `from (HELO x) [1.2.3.4]` still
             // names its host after the comment.
