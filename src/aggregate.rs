@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::auth::SigResult;
 use crate::headers::Malformed;
+use crate::record::SigResultOrNone;
 use crate::work::Note;
 
 /// Counts over a run (or a part of one).
@@ -31,6 +33,10 @@ pub struct Totals {
     pub bad_header_lines: u64,
     /// Messages whose receipt time could not be found from Received, envelope or Date.
     pub no_receipt_time: u64,
+    /// DKIM signatures by result, indexed by [`SigResult::index`].
+    pub signatures: [u64; SigResult::ALL.len()],
+    /// Messages by DKIM verdict (a signature result, or `none` last).
+    pub dkim_messages: [u64; SigResultOrNone::COUNT],
     /// Inputs skipped or unreadable, with reasons.
     pub notes: Vec<Note>,
 }
@@ -50,6 +56,12 @@ impl Totals {
         self.lossy_messages += other.lossy_messages;
         self.bad_header_lines += other.bad_header_lines;
         self.no_receipt_time += other.no_receipt_time;
+        for (a, b) in self.signatures.iter_mut().zip(other.signatures) {
+            *a += b;
+        }
+        for (a, b) in self.dkim_messages.iter_mut().zip(other.dkim_messages) {
+            *a += b;
+        }
         self.notes.extend(other.notes);
     }
 
@@ -65,6 +77,28 @@ impl Totals {
             .zip(self.malformed)
             .filter(|(_, n)| *n > 0)
             .map(|(m, n)| (m.as_str(), n))
+            .collect()
+    }
+
+    /// DKIM signature counts by result name, zero counts left out.
+    pub fn signatures_by_result(&self) -> BTreeMap<&'static str, u64> {
+        SigResult::ALL
+            .iter()
+            .zip(self.signatures)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| (r.as_str(), n))
+            .collect()
+    }
+
+    /// Messages by DKIM verdict name, zero counts left out.
+    pub fn dkim_messages_by_verdict(&self) -> BTreeMap<&'static str, u64> {
+        let names = SigResult::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .chain(std::iter::once("none"));
+        names
+            .zip(self.dkim_messages)
+            .filter(|(_, n)| *n > 0)
             .collect()
     }
 

@@ -11,8 +11,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use mailcensus::auth::keys::KeyStore;
+use mailcensus::auth::{Policy, Verifier, VerifyAt};
 use mailcensus::scan::{self, ScanError, ScanOptions};
 use mailcensus::{output, summary};
+use std::sync::Arc;
 
 /// Exit status when every input was read.
 const EXIT_OK: u8 = 0;
@@ -37,7 +40,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Read mail archives (mbox, Maildir, .eml trees, gzip/zstd/xz/bzip2, tar; `-` for stdin)
-    /// and write messages.csv and summary.json (and received.csv with --received).
+    /// and write messages.csv, signatures.csv and summary.json (and received.csv with
+    /// --received).
     Scan(ScanArgs),
 }
 
@@ -62,6 +66,20 @@ struct ScanArgs {
     /// Also write received.csv: one row per Received hop (from, IP, by, protocol, time).
     #[arg(long)]
     received: bool,
+    /// DKIM keys: a DNS zone file or `name TXT-value` lines (repeatable). Without keys every
+    /// signature is `no-key`; the network is never used.
+    #[arg(long = "keys", value_name = "FILE")]
+    keys: Vec<PathBuf>,
+    /// Do not verify DKIM (scan only; no signatures.csv).
+    #[arg(long)]
+    no_dkim: bool,
+    /// When signatures are judged for x= expiry: `receipt` (each message's receipt time),
+    /// `now`, or an RFC 3339 time such as 2022-11-07T17:54:24Z.
+    #[arg(long, default_value = "receipt", value_parser = parse_verify_at)]
+    verify_at: VerifyAt,
+    /// Accept RSA keys under 1024 bits (old archives); by default they are permerror (RFC 8301).
+    #[arg(long)]
+    allow_weak_keys: bool,
     /// Largest message kept from a compressed or streamed input, in MiB; larger ones are
     /// reported as too-large (decompression-bomb guard).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -106,6 +124,35 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         mmap: !args.no_mmap,
         ..ScanOptions::default()
     };
+    if !args.no_dkim {
+        let mut store = KeyStore::new();
+        for path in &args.keys {
+            let loaded = if path.is_dir() {
+                store.load_dir(path)
+            } else {
+                store.load_file(path).map(|s| vec![s])
+            }
+            .with_context(|| format!("cannot load keys from {}", path.display()))?;
+            for stats in loaded {
+                // A bad line does not lose the rest of a key archive, but it is never silent.
+                for e in stats.errors.iter().take(20) {
+                    eprintln!("mailcensus: warning: key file {e}");
+                }
+                if stats.errors.len() > 20 {
+                    eprintln!(
+                        "mailcensus: warning: {} more unreadable lines in {}",
+                        stats.errors.len() - 20,
+                        stats.source
+                    );
+                }
+            }
+        }
+        let policy = Policy {
+            verify_at: args.verify_at,
+            min_rsa_bits: if args.allow_weak_keys { 0 } else { 1024 },
+        };
+        opts.dkim = Some(Arc::new(Verifier::new(&store, policy)?));
+    }
     opts.rows.raw_cells = args.raw_cells;
     opts.rows.received_rows = args.received;
     opts.stream = opts
@@ -180,4 +227,16 @@ fn progress_bar(inputs: &[PathBuf]) -> ProgressBar {
         .progress_chars("=> "),
     );
     bar
+}
+
+/// `receipt`, `now` or an RFC 3339 instant.
+fn parse_verify_at(text: &str) -> Result<VerifyAt, String> {
+    match text {
+        "receipt" => Ok(VerifyAt::Receipt),
+        "now" => Ok(VerifyAt::Now),
+        t => mailcensus::headers::date::parse_date(t.as_bytes())
+            .filter(|_| t.len() >= 20 && t.as_bytes()[4] == b'-' && t.as_bytes()[10] == b'T')
+            .map(VerifyAt::Fixed)
+            .ok_or_else(|| format!("expected receipt, now or an RFC 3339 time, got {t:?}")),
+    }
 }

@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 
 use crate::aggregate::Totals;
+use crate::auth::{self, SigResult, Verifier, VerifyAt};
 use crate::classify::{self, received::Hop};
 use crate::headers::{self, HeaderLimits, Headers, Malformed, address, date, decode};
 use crate::output::is_formula_like;
@@ -15,7 +16,7 @@ use crate::split::{self, Entry, EntryKind};
 use crate::work::{Item, ItemKind};
 
 /// Columns of `messages.csv`, in order.
-pub const MESSAGE_COLUMNS: [&str; 25] = [
+pub const MESSAGE_COLUMNS: [&str; 27] = [
     "source",
     "offset",
     "length",
@@ -41,6 +42,24 @@ pub const MESSAGE_COLUMNS: [&str; 25] = [
     "list_unsubscribe",
     "content_type",
     "lossy_fields",
+    "dkim",
+    "dkim_domains",
+];
+
+/// Columns of `signatures.csv`, in order.
+pub const SIGNATURE_COLUMNS: [&str; 12] = [
+    "source",
+    "offset",
+    "message_id",
+    "index",
+    "d",
+    "s",
+    "a",
+    "c",
+    "l",
+    "result",
+    "detail",
+    "key_bits",
 ];
 
 /// Columns of `received.csv`, in order.
@@ -61,6 +80,7 @@ pub const RECEIVED_COLUMNS: [&str; 9] = [
 pub struct UnitOutput {
     pub messages_csv: Vec<u8>,
     pub received_csv: Vec<u8>,
+    pub signatures_csv: Vec<u8>,
     pub totals: Totals,
 }
 
@@ -77,6 +97,10 @@ pub struct RowOptions {
 /// Builds rows for the items of one unit; keeps scratch buffers between messages.
 pub struct RowWriter<'o> {
     opts: RowOptions,
+    verifier: Option<&'o Verifier>,
+    /// Verification time for `VerifyAt::Now`: the start of the run, the same for every message.
+    now: i64,
+    wire: Vec<u8>,
     out: &'o mut UnitOutput,
     cells: Vec<Vec<u8>>,
     scratch: Vec<u8>,
@@ -90,8 +114,21 @@ pub struct RowWriter<'o> {
 /// One cell being filled; `text` cells get formula neutralisation, numbers do not.
 impl<'o> RowWriter<'o> {
     pub fn new(opts: RowOptions, out: &'o mut UnitOutput) -> Self {
+        Self::with_verifier(opts, None, 0, out)
+    }
+
+    /// A row writer that also verifies DKIM signatures; `now` is the run's start time.
+    pub fn with_verifier(
+        opts: RowOptions,
+        verifier: Option<&'o Verifier>,
+        now: i64,
+        out: &'o mut UnitOutput,
+    ) -> Self {
         RowWriter {
             opts,
+            verifier,
+            now,
+            wire: Vec::new(),
             out,
             cells: vec![Vec::new(); MESSAGE_COLUMNS.len()],
             scratch: Vec::new(),
@@ -182,7 +219,24 @@ impl<'o> RowWriter<'o> {
         self.out.totals.received_hops += hops.len() as u64;
         classify::hop_times(hops, &mut self.times);
 
-        self.fill_cells(source, item, envelope, headers, hops, size, malformed);
+        let received_at = self.fill_cells(source, item, envelope, headers, hops, size, malformed);
+        if let Some(verifier) = self.verifier
+            && !headers.dkim_signatures.is_empty()
+        {
+            let unquote = matches!(item.kind, ItemKind::Entry(_) | ItemKind::Failed(_));
+            let start = headers.message_start.min(msg.len());
+            self.verify_dkim(
+                verifier,
+                source,
+                item.offset,
+                &msg[start..],
+                unquote,
+                received_at,
+            );
+        } else if self.verifier.is_some() {
+            self.cells[25].extend_from_slice(b"none");
+            self.out.totals.dkim_messages[SigResultOrNone::None.index()] += 1;
+        }
         if !self.lossy.is_empty() {
             self.out.totals.lossy_messages += 1;
         }
@@ -192,6 +246,89 @@ impl<'o> RowWriter<'o> {
         }
     }
 
+    /// Verify the message's DKIM signatures: fills the `dkim` and `dkim_domains` cells and writes
+    /// one signatures.csv row per signature.
+    fn verify_dkim(
+        &mut self,
+        verifier: &Verifier,
+        source: &str,
+        offset: u64,
+        msg: &[u8],
+        unquote: bool,
+        received_at: Option<i64>,
+    ) {
+        let at = match verifier.policy().verify_at {
+            VerifyAt::Receipt => received_at.unwrap_or(self.now),
+            VerifyAt::Now => self.now,
+            VerifyAt::Fixed(t) => t,
+        };
+        let mut wire_buf = std::mem::take(&mut self.wire);
+        let verdicts = verifier.verify(auth::wire_form(msg, unquote, &mut wire_buf), at);
+        self.wire = wire_buf;
+        let verdict = if verdicts.iter().any(|v| v.result == SigResult::Pass) {
+            SigResultOrNone::Some(SigResult::Pass)
+        } else {
+            verdicts
+                .first()
+                .map_or(SigResultOrNone::None, |v| SigResultOrNone::Some(v.result))
+        };
+        self.out.totals.dkim_messages[verdict.index()] += 1;
+        self.cells[25].extend_from_slice(verdict.as_str().as_bytes());
+        let mut domains: Vec<&str> = Vec::new();
+        for v in verdicts.iter().filter(|v| v.result == SigResult::Pass) {
+            if !domains.contains(&v.d.as_str()) {
+                domains.push(&v.d);
+            }
+        }
+        self.cells[26].extend_from_slice(domains.join(" ").to_ascii_lowercase().as_bytes());
+        let raw = self.opts.raw_cells;
+        let out = &mut self.out.signatures_csv;
+        for v in &verdicts {
+            self.out.totals.signatures[v.result.index()] += 1;
+            for (i, cell) in [
+                source.as_bytes(),
+                &[],
+                &self.cells[9],
+                &[],
+                v.d.as_bytes(),
+                v.s.as_bytes(),
+                v.a.as_bytes(),
+                v.c.as_bytes(),
+            ]
+            .iter()
+            .enumerate()
+            {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match i {
+                    1 => push_u64(out, offset),
+                    3 => push_u64(out, v.index as u64),
+                    _ => write_cell(out, cell, !raw && is_formula_like(cell), &mut self.scratch),
+                }
+            }
+            out.push(b',');
+            if let Some(l) = v.l {
+                push_u64(out, l);
+            }
+            out.push(b',');
+            out.extend_from_slice(v.result.as_str().as_bytes());
+            out.push(b',');
+            write_cell(
+                out,
+                v.detail.as_bytes(),
+                !raw && is_formula_like(v.detail.as_bytes()),
+                &mut self.scratch,
+            );
+            out.push(b',');
+            if let Some(bits) = v.key_bits {
+                push_u64(out, bits as u64);
+            }
+            out.push(b'\n');
+        }
+    }
+
+    /// Fill the message's cells; returns its receipt time.
     #[allow(clippy::too_many_arguments)]
     fn fill_cells(
         &mut self,
@@ -202,7 +339,7 @@ impl<'o> RowWriter<'o> {
         hops: &[Hop<'_>],
         size: usize,
         malformed: Option<Malformed>,
-    ) {
+    ) -> Option<i64> {
         let c = &mut self.cells;
         let lossy = &mut self.lossy;
         c[0].extend_from_slice(source.as_bytes());
@@ -310,6 +447,7 @@ impl<'o> RowWriter<'o> {
             }
             c[24].extend_from_slice(name.as_bytes());
         }
+        received_at
     }
 
     fn write_message_row(&mut self) {
@@ -527,5 +665,30 @@ mod tests {
         assert!(r.contains(",binary-junk,"), "{r}");
         let r = row(b"", ItemKind::Failed(Malformed::TooLarge));
         assert!(r.contains(",too-large,"), "{r}");
+    }
+}
+
+/// A message's DKIM verdict: a signature result, or `none` for an unsigned message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigResultOrNone {
+    Some(SigResult),
+    None,
+}
+
+impl SigResultOrNone {
+    pub const COUNT: usize = SigResult::ALL.len() + 1;
+
+    pub fn index(self) -> usize {
+        match self {
+            SigResultOrNone::Some(r) => r.index(),
+            SigResultOrNone::None => SigResult::ALL.len(),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigResultOrNone::Some(r) => r.as_str(),
+            SigResultOrNone::None => "none",
+        }
     }
 }

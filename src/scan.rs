@@ -19,6 +19,7 @@ use memmap2::Mmap;
 use thiserror::Error;
 
 use crate::aggregate::Totals;
+use crate::auth::Verifier;
 use crate::classify::received::Hop;
 use crate::headers::Headers;
 use crate::input::stream::{self, Sink, StreamLimits};
@@ -43,6 +44,10 @@ pub struct ScanOptions {
     pub stream: StreamLimits,
     /// Files smaller than this are read whole by a worker, in batches, instead of mapped.
     pub small_file_bytes: u64,
+    /// DKIM verification (None: `--no-dkim`).
+    pub dkim: Option<Arc<Verifier>>,
+    /// The run's start time (Unix seconds), the verification time of `--verify-at now`.
+    pub now: i64,
 }
 
 impl Default for ScanOptions {
@@ -53,6 +58,10 @@ impl Default for ScanOptions {
             rows: RowOptions::default(),
             stream: StreamLimits::default(),
             small_file_bytes: 1 << 20,
+            dkim: None,
+            now: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
         }
     }
 }
@@ -93,6 +102,13 @@ pub fn scan(
     output::ensure_dir(out_dir)?;
     let mut messages = PendingFile::create(out_dir, "messages.csv")?;
     messages.write_all(&record::header_line(&record::MESSAGE_COLUMNS))?;
+    let mut signatures = match opts.dkim {
+        Some(_) => Some(PendingFile::create(out_dir, "signatures.csv")?),
+        None => None,
+    };
+    if let Some(f) = &mut signatures {
+        f.write_all(&record::header_line(&record::SIGNATURE_COLUMNS))?;
+    }
     let mut received = match opts.rows.received_rows {
         true => Some(PendingFile::create(out_dir, "received.csv")?),
         false => None,
@@ -139,6 +155,7 @@ pub fn scan(
                     let mut out = UnitOutput {
                         messages_csv: buffers.take(),
                         received_csv: buffers.take(),
+                        signatures_csv: buffers.take(),
                         ..UnitOutput::default()
                     };
                     let what = work.source_name();
@@ -176,13 +193,16 @@ pub fn scan(
             while let Some(out) = parked.remove(&next) {
                 next += 1;
                 if write_error.is_none() {
-                    let written =
-                        messages
-                            .write_all(&out.messages_csv)
-                            .and_then(|()| match &mut received {
-                                Some(r) => r.write_all(&out.received_csv),
-                                None => Ok(()),
-                            });
+                    let written = messages
+                        .write_all(&out.messages_csv)
+                        .and_then(|()| match &mut received {
+                            Some(r) => r.write_all(&out.received_csv),
+                            None => Ok(()),
+                        })
+                        .and_then(|()| match &mut signatures {
+                            Some(f) => f.write_all(&out.signatures_csv),
+                            None => Ok(()),
+                        });
                     if let Err(e) = written {
                         write_error = Some(e);
                         window.close();
@@ -190,6 +210,7 @@ pub fn scan(
                 }
                 buffers.give(out.messages_csv);
                 buffers.give(out.received_csv);
+                buffers.give(out.signatures_csv);
                 totals.merge(out.totals);
                 window.release();
                 progress(&totals);
@@ -202,16 +223,31 @@ pub fn scan(
         }
     });
     if lost_units && !INTERRUPTED.load(Ordering::SeqCst) {
-        output::discard([Some(messages), received].into_iter().flatten().collect());
+        output::discard(
+            [Some(messages), received, signatures]
+                .into_iter()
+                .flatten()
+                .collect(),
+        );
         return Err(ScanError::Incomplete);
     }
 
     if let Some(e) = write_error {
-        output::discard([Some(messages), received].into_iter().flatten().collect());
+        output::discard(
+            [Some(messages), received, signatures]
+                .into_iter()
+                .flatten()
+                .collect(),
+        );
         return Err(e.into());
     }
     if INTERRUPTED.load(Ordering::SeqCst) || output::aborted() {
-        output::discard([Some(messages), received].into_iter().flatten().collect());
+        output::discard(
+            [Some(messages), received, signatures]
+                .into_iter()
+                .flatten()
+                .collect(),
+        );
         return Err(ScanError::Interrupted);
     }
     totals.notes.sort();
@@ -221,13 +257,14 @@ pub fn scan(
         threads,
         outputs: std::iter::once(&messages)
             .chain(received.as_ref())
+            .chain(signatures.as_ref())
             .map(|f| f.path().to_path_buf())
             .collect(),
     };
     let mut summary_file = PendingFile::create(out_dir, "summary.json")?;
     report.outputs.push(summary_file.path().to_path_buf());
     summary_file.write_all(&summary(&report))?;
-    let files = [Some(messages), received, Some(summary_file)];
+    let files = [Some(messages), received, signatures, Some(summary_file)];
     output::commit(files.into_iter().flatten().collect()).map_err(|e| match e {
         OutputError::Interrupted => ScanError::Interrupted,
         e => ScanError::Output(e),
@@ -527,7 +564,7 @@ pub fn run(work: Work, opts: &ScanOptions, out: &mut UnitOutput) {
             data,
             items,
         } => {
-            let mut rows = RowWriter::new(opts.rows, out);
+            let mut rows = RowWriter::with_verifier(opts.rows, opts.dkim.as_deref(), opts.now, out);
             let mut headers: Headers<'_> = Headers::default();
             let mut hops: Vec<Hop<'_>> = Vec::new();
             for item in &items {

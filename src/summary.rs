@@ -64,6 +64,12 @@ pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions)
             "skipped_by_reason": t.skipped_by_reason(),
             "unreadable_inputs": unreadable.len(),
         },
+        "dkim": opts.dkim.as_ref().map(|v| json!({
+            "verify_at": format!("{:?}", v.policy().verify_at),
+            "min_rsa_bits": v.policy().min_rsa_bits,
+            "signatures_by_result": t.signatures_by_result(),
+            "messages_by_verdict": t.dkim_messages_by_verdict(),
+        })),
         "unreadable": unreadable,
         "skipped": skipped,
         "run": {

@@ -41,7 +41,7 @@ fn output_is_identical_for_one_and_two_threads() {
     a2.extend([os("--threads"), os("2"), os("--received")]);
     scan_ok(&a1, one.path());
     scan_ok(&a2, two.path());
-    for f in ["messages.csv", "received.csv"] {
+    for f in ["messages.csv", "received.csv", "signatures.csv"] {
         let (x, y) = (read(&one.path().join(f)), read(&two.path().join(f)));
         assert!(x.len() > 1000, "{f} has rows");
         assert!(x == y, "{f} differs between --threads 1 and --threads 2");

@@ -1,0 +1,575 @@
+//! Stage 4, auth: DKIM verification of every signature, offline, with the mail-auth crate.
+//!
+//! Takes one message as stored (mbox quoting and LF line ends allowed), the keys of a
+//! [`keys::KeyStore`] and a verification time, and gives one [`SignatureVerdict`] per
+//! DKIM-Signature, in header order, with a result from a fixed vocabulary and a reason.
+//!
+//! How the crate is driven (facts checked in its source, mail-auth 0.13.3):
+//! - Every key lookup is answered from our store (an unknown name is NXDOMAIN), so the verify
+//!   future completes on its first poll and no runtime or network is involved.
+//! - The signature's `x=` is cleared before verifying and expiry is judged here against the
+//!   verification time (receipt time by default), so archived mail is not failed for the checker's
+//!   clock, and an expired signature still reports its body-hash and signature outcome.
+//! - Body hashes are computed here ([`canon`]): `l=` counts canonical octets (RFC 6376 §3.5) and
+//!   relaxed canonicalization drops trailing whitespace-only lines (§3.4.4).
+//! - The message is verified as it was on the wire: mboxrd `>From ` quoting removed, bare LF
+//!   turned into CRLF (simple header canonicalization hashes the raw bytes).
+
+pub mod canon;
+pub mod keys;
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use mail_auth::common::crypto::{Algorithm, HashAlgorithm};
+use mail_auth::common::parse::TxtRecordParser;
+use mail_auth::common::verify::DomainKey;
+use mail_auth::dkim::{Canonicalization, DkimError};
+use mail_auth::{
+    AuthenticatedMessage, DkimResult, DnsError, Error, MessageAuthenticator, Parameters,
+    ResolverCache, Txt,
+};
+
+use canon::BodyCanon;
+use keys::KeyStore;
+
+/// The result of verifying one signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SigResult {
+    Pass,
+    /// The body hash does not match: the body changed after signing.
+    FailBody,
+    /// The body hash matches but the signature does not verify: a signed header changed.
+    FailSignature,
+    /// No key record at the selector.
+    NoKey,
+    /// The key record has an empty `p=`.
+    KeyRevoked,
+    /// `x=` is before the verification time.
+    Expired,
+    /// The signature or key cannot be used (syntax, algorithm, key too small...).
+    PermError,
+    /// A key lookup failed for a transient reason (DNS timeout).
+    TempError,
+}
+
+impl SigResult {
+    pub const ALL: [SigResult; 8] = [
+        SigResult::Pass,
+        SigResult::FailBody,
+        SigResult::FailSignature,
+        SigResult::NoKey,
+        SigResult::KeyRevoked,
+        SigResult::Expired,
+        SigResult::PermError,
+        SigResult::TempError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigResult::Pass => "pass",
+            SigResult::FailBody => "fail-body",
+            SigResult::FailSignature => "fail-signature",
+            SigResult::NoKey => "no-key",
+            SigResult::KeyRevoked => "key-revoked",
+            SigResult::Expired => "expired",
+            SigResult::PermError => "permerror",
+            SigResult::TempError => "temperror",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        SigResult::ALL.iter().position(|&r| r == self).unwrap_or(0)
+    }
+}
+
+/// The verdict on one DKIM-Signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureVerdict {
+    /// Position among the message's DKIM-Signature fields, 1 = topmost.
+    pub index: usize,
+    pub d: String,
+    pub s: String,
+    pub a: String,
+    pub c: String,
+    /// The `l=` body length, if any.
+    pub l: Option<u64>,
+    pub result: SigResult,
+    /// Why, in a few words (`ok`, `legacy rsa-sha1`, `key too small: 512 bits`, ...).
+    pub detail: String,
+    /// Size of the key that was used, when one was found.
+    pub key_bits: Option<usize>,
+}
+
+/// When signatures are judged (for `x=` expiry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyAt {
+    /// The message's receipt time (falls back to now when unknown).
+    Receipt,
+    /// The wall clock of the run.
+    Now,
+    /// A fixed instant, Unix seconds.
+    Fixed(i64),
+}
+
+/// Verification policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub verify_at: VerifyAt,
+    /// RSA keys smaller than this are `permerror` (RFC 8301 §3.2: at least 1024).
+    pub min_rsa_bits: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            verify_at: VerifyAt::Receipt,
+            min_rsa_bits: 1024,
+        }
+    }
+}
+
+/// One usable key record, parsed once for all messages.
+struct Key {
+    txt: Txt,
+    bits: Option<usize>,
+    /// Why the record cannot be used, when it cannot (shown as the verdict's detail).
+    refused: Option<String>,
+}
+
+/// Parsed keys by DNS name (lowercase, trailing dot), in store order.
+struct KeyCache {
+    keys: HashMap<Box<str>, Vec<Key>>,
+}
+
+impl KeyCache {
+    fn build(store: &KeyStore, policy: &Policy) -> KeyCache {
+        let mut keys: HashMap<Box<str>, Vec<Key>> = HashMap::new();
+        for (name, records) in store.iter() {
+            let parsed = records
+                .iter()
+                .map(|r| parse_key(r.value.as_bytes(), policy))
+                .collect();
+            keys.insert(name.into(), parsed);
+        }
+        KeyCache { keys }
+    }
+}
+
+fn parse_key(value: &[u8], policy: &Policy) -> Key {
+    let is_ed25519 = tag_value(value, b"k").is_some_and(|k| k.eq_ignore_ascii_case(b"ed25519"));
+    match DomainKey::parse(value) {
+        Ok(key) => {
+            let bits = key.p.public_key_bits();
+            let refused = (!is_ed25519 && bits > 0 && bits < policy.min_rsa_bits)
+                .then(|| format!("rsa key too small: {bits} bits (RFC 8301 needs 1024)"));
+            let txt = match &refused {
+                Some(_) => Txt::Error(Error::Dkim(DkimError::UnsupportedKeyType)),
+                None => Txt::DomainKey(Arc::new(key)),
+            };
+            Key {
+                txt,
+                bits: (bits > 0).then_some(bits),
+                refused,
+            }
+        }
+        Err(e) => Key {
+            txt: Txt::Error(e.clone()),
+            bits: None,
+            refused: match e {
+                Error::Dkim(DkimError::RevokedPublicKey) => None,
+                e => Some(format!("unusable key record: {e}")),
+            },
+        },
+    }
+}
+
+/// The value of a `tag=` in a tag list (`k=rsa; p=...`), trimmed.
+fn tag_value<'a>(list: &'a [u8], tag: &[u8]) -> Option<&'a [u8]> {
+    list.split(|&b| b == b';').find_map(|part| {
+        let eq = memchr::memchr(b'=', part)?;
+        (part[..eq].trim_ascii() == tag).then(|| part[eq + 1..].trim_ascii())
+    })
+}
+
+/// The TXT cache handed to mail-auth for one verification: always answers, choosing for each
+/// name the key alternative in `choice` (index into the name's records), NXDOMAIN for names the
+/// store does not have.
+struct Answers<'k> {
+    cache: &'k KeyCache,
+    choice: HashMap<Box<str>, usize>,
+}
+
+impl ResolverCache<Box<str>, Txt> for Answers<'_> {
+    fn get<Q>(&self, name: &Q) -> Option<Txt>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let found = self.cache.keys.get_key_value(name).and_then(|(key, alts)| {
+            let i = self.choice.get::<str>(key.as_ref()).copied().unwrap_or(0);
+            alts.get(i).map(|k| k.txt.clone())
+        });
+        Some(found.unwrap_or_else(nxdomain))
+    }
+    fn remove<Q>(&self, _name: &Q) -> Option<Txt>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        None
+    }
+    fn insert(&self, _key: Box<str>, _value: Txt, _valid_until: std::time::Instant) {}
+}
+
+fn nxdomain() -> Txt {
+    Txt::Error(Error::Dns(DnsError::RecordNotFound(
+        mail_auth::hickory_resolver::proto::op::ResponseCode::NXDomain,
+    )))
+}
+
+/// Poll a future once: with every lookup answered from memory it is ready at once. A future that
+/// is not ready would mean a network lookup, which offline verification must never make.
+fn poll_once<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+/// Errors setting up verification.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot set up the DKIM verifier: {0}")]
+    Setup(String),
+}
+
+/// Verifies DKIM signatures against a fixed key store. Shared by all workers.
+pub struct Verifier {
+    authenticator: MessageAuthenticator,
+    cache: KeyCache,
+    policy: Policy,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("policy", &self.policy)
+            .field("key_names", &self.cache.keys.len())
+            .finish()
+    }
+}
+
+impl Verifier {
+    pub fn new(store: &KeyStore, policy: Policy) -> Result<Verifier, AuthError> {
+        // Construction does no I/O; the resolver inside is never used because every lookup is
+        // answered from the cache.
+        let authenticator =
+            MessageAuthenticator::new_cloudflare().map_err(|e| AuthError::Setup(e.to_string()))?;
+        Ok(Verifier {
+            authenticator,
+            cache: KeyCache::build(store, &policy),
+            policy,
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Verify every DKIM signature of `wire` (the message as sent: CRLF, unquoted), judged at
+    /// `at` (Unix seconds). Signatures come back in header order.
+    pub fn verify(&self, wire: &[u8], at: i64) -> Vec<SignatureVerdict> {
+        // mail-auth hashes the body while parsing; it is given the header block only (its body
+        // hash of nothing is cheap) and the body hashes are computed here, once, instead.
+        let header_len = memchr::memmem::find(wire, b"\r\n\r\n").map_or(wire.len(), |i| i + 4);
+        let Some(mut msg) = AuthenticatedMessage::parse_with_opts(&wire[..header_len], None, false)
+        else {
+            return Vec::new();
+        };
+        if msg.dkim_headers.is_empty() && msg.errors.is_empty() {
+            return Vec::new();
+        }
+        // Our own body hashes (RFC-exact l= and relaxed canonicalization).
+        let body = &wire[header_len..];
+        let mut canonical = Vec::new();
+        for (c, ha, l, hash) in msg.body_hashes.iter_mut() {
+            let bc = match c {
+                Canonicalization::Simple => BodyCanon::Simple,
+                Canonicalization::Relaxed => BodyCanon::Relaxed,
+            };
+            canon::canonical_body(body, bc, &mut canonical);
+            let part = canon::limit(&canonical, (*l > 0).then_some(*l));
+            *hash = ha.hash(part).as_ref().to_vec();
+        }
+        // Expiry is judged here; third-party (atps) lookups are not part of the census.
+        let expiry: Vec<(u64, u64)> = msg
+            .dkim_headers
+            .iter()
+            .map(|h| (h.header.x, h.header.t))
+            .collect();
+        for h in msg.dkim_headers.iter_mut() {
+            h.header.x = 0;
+            h.header.atps = None;
+        }
+        let results = self.run(&msg, &HashMap::new());
+        let mut verdicts = Vec::with_capacity(results.len() + msg.errors.len());
+        // Signatures that did not parse come first in mail-auth's output; put every signature
+        // back in header order by the position of its value in the message.
+        let mut order: Vec<(usize, Verdictish)> = Vec::new();
+        for err in msg.errors.iter() {
+            if err.name.eq_ignore_ascii_case(b"DKIM-Signature") {
+                order.push((
+                    err.value.as_ptr() as usize,
+                    Verdictish::Unparsed(err.value, err.header.clone()),
+                ));
+            }
+        }
+        for (i, h) in msg.dkim_headers.iter().enumerate() {
+            order.push((
+                h.value.as_ptr() as usize,
+                Verdictish::Parsed(i, results[i].clone()),
+            ));
+        }
+        order.sort_by_key(|(pos, _)| *pos);
+        for (n, (_, v)) in order.into_iter().enumerate() {
+            let verdict = match v {
+                Verdictish::Unparsed(value, err) => unparsed_verdict(n + 1, value, &err),
+                Verdictish::Parsed(i, result) => {
+                    let sig = &msg.dkim_headers[i].header;
+                    let retried = self.retry_alternatives(&msg, i, &result);
+                    let (result, key_index) = retried.unwrap_or((result, 0));
+                    self.parsed_verdict(n + 1, sig, &result, key_index, expiry[i], at)
+                }
+            };
+            verdicts.push(verdict);
+        }
+        verdicts
+    }
+
+    /// Run mail-auth over the parsed signatures; one result per `msg.dkim_headers` entry.
+    fn run(
+        &self,
+        msg: &AuthenticatedMessage<'_>,
+        choice: &HashMap<Box<str>, usize>,
+    ) -> Vec<DkimResult> {
+        let answers = Answers {
+            cache: &self.cache,
+            choice: choice.clone(),
+        };
+        let params = Parameters::new(msg).with_txt_cache(&answers);
+        // Every lookup is answered from memory, so one poll completes it.
+        let outputs = poll_once(self.authenticator.verify_dkim(params)).unwrap_or_default();
+        let mut results = vec![DkimResult::None; msg.dkim_headers.len()];
+        for o in &outputs {
+            let Some(sig) = o.signature() else { continue };
+            if let Some(i) = msg
+                .dkim_headers
+                .iter()
+                .position(|h| std::ptr::eq(&h.header, sig))
+            {
+                results[i] = o.result().clone();
+            }
+        }
+        results
+    }
+
+    /// When a name has several key records (rotated keys) and the first did not verify, try the
+    /// others; returns the passing result and the index of the key that verified.
+    fn retry_alternatives(
+        &self,
+        msg: &AuthenticatedMessage<'_>,
+        i: usize,
+        first: &DkimResult,
+    ) -> Option<(DkimResult, usize)> {
+        if matches!(first, DkimResult::Pass) {
+            return None;
+        }
+        let name = domain_key_name(&msg.dkim_headers[i].header);
+        let alts = self.cache.keys.get(name.as_str())?;
+        for k in 1..alts.len() {
+            let mut choice = HashMap::new();
+            choice.insert(Box::<str>::from(name.as_str()), k);
+            if matches!(self.run(msg, &choice).get(i), Some(DkimResult::Pass)) {
+                return Some((DkimResult::Pass, k));
+            }
+        }
+        None
+    }
+
+    fn parsed_verdict(
+        &self,
+        index: usize,
+        sig: &mail_auth::dkim::Signature,
+        result: &DkimResult,
+        key_index: usize,
+        (x, t): (u64, u64),
+        at: i64,
+    ) -> SignatureVerdict {
+        let name = domain_key_name(sig);
+        let key = self
+            .cache
+            .keys
+            .get(name.as_str())
+            .and_then(|alts| alts.get(key_index));
+        let (mut res, mut detail) = map_result(result, key.and_then(|k| k.refused.clone()));
+        if res == SigResult::Pass && sig.a == Algorithm::RsaSha1 {
+            detail = "legacy rsa-sha1".into();
+        }
+        if key_index > 0 && res == SigResult::Pass {
+            detail = format!("{detail}; key #{} of {name}", key_index + 1);
+        }
+        if x != 0 {
+            if x <= t {
+                res = SigResult::PermError;
+                detail = format!("x= ({x}) not after t= ({t})");
+            } else if (x as i64) < at {
+                detail = format!(
+                    "x={x} before verification time {at}; otherwise {}{}",
+                    res.as_str(),
+                    if detail.is_empty() || detail == "ok" {
+                        String::new()
+                    } else {
+                        format!(" ({detail})")
+                    }
+                );
+                res = SigResult::Expired;
+            }
+        }
+        SignatureVerdict {
+            index,
+            d: sig.d.clone(),
+            s: sig.s.clone(),
+            a: algorithm_name(sig.a).into(),
+            c: format!("{}/{}", canon_name(sig.ch), canon_name(sig.cb)),
+            l: (sig.l > 0).then_some(sig.l),
+            result: res,
+            detail,
+            key_bits: key.and_then(|k| k.bits),
+        }
+    }
+}
+
+enum Verdictish<'a> {
+    Unparsed(&'a [u8], Error),
+    Parsed(usize, DkimResult),
+}
+
+fn domain_key_name(sig: &mail_auth::dkim::Signature) -> String {
+    format!("{}._domainkey.{}.", sig.s, sig.d)
+        .to_ascii_lowercase()
+        .replace("..", ".")
+}
+
+fn algorithm_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::RsaSha1 => "rsa-sha1",
+        Algorithm::RsaSha256 => "rsa-sha256",
+        Algorithm::Ed25519Sha256 => "ed25519-sha256",
+    }
+}
+
+fn canon_name(c: Canonicalization) -> &'static str {
+    match c {
+        Canonicalization::Simple => "simple",
+        Canonicalization::Relaxed => "relaxed",
+    }
+}
+
+/// mail-auth's outcome in our vocabulary.
+fn map_result(result: &DkimResult, refused: Option<String>) -> (SigResult, String) {
+    use mail_auth::common::crypto::CryptoError;
+    if let Some(why) = refused {
+        return (SigResult::PermError, why);
+    }
+    match result {
+        DkimResult::Pass => (SigResult::Pass, "ok".into()),
+        DkimResult::Neutral(Error::Dkim(DkimError::FailedBodyHashMatch)) => {
+            (SigResult::FailBody, "body hash mismatch".into())
+        }
+        DkimResult::Neutral(e) => (SigResult::PermError, e.to_string()),
+        DkimResult::Fail(Error::Crypto(
+            CryptoError::FailedVerification | CryptoError::Library(_),
+        )) => (SigResult::FailSignature, "signature does not verify".into()),
+        DkimResult::Fail(Error::Crypto(CryptoError::IncompatibleAlgorithms)) => (
+            SigResult::PermError,
+            "key type does not match the signature algorithm".into(),
+        ),
+        DkimResult::Fail(Error::Dkim(DkimError::FailedAuidMatch)) => {
+            (SigResult::PermError, "i= is not within d=".into())
+        }
+        DkimResult::Fail(e) => (SigResult::FailSignature, e.to_string()),
+        DkimResult::PermError(Error::Dns(DnsError::RecordNotFound(_))) => {
+            (SigResult::NoKey, "no key record".into())
+        }
+        DkimResult::PermError(Error::Dns(DnsError::InvalidRecordType)) => {
+            (SigResult::NoKey, "record is not a DKIM key".into())
+        }
+        DkimResult::PermError(Error::Dkim(DkimError::RevokedPublicKey)) => {
+            (SigResult::KeyRevoked, "empty p=".into())
+        }
+        DkimResult::PermError(e) => (SigResult::PermError, e.to_string()),
+        DkimResult::TempError(e) => (SigResult::TempError, e.to_string()),
+        DkimResult::None => (SigResult::PermError, "not verified".into()),
+    }
+}
+
+fn unparsed_verdict(index: usize, value: &[u8], err: &Error) -> SignatureVerdict {
+    let tags = crate::headers::dkim_tags(value);
+    let text = |v: Option<&[u8]>| {
+        v.map(|b| String::from_utf8_lossy(b).trim().to_string())
+            .unwrap_or_default()
+    };
+    SignatureVerdict {
+        index,
+        d: text(tags.d),
+        s: text(tags.s),
+        a: text(tags.a),
+        c: String::new(),
+        l: None,
+        result: SigResult::PermError,
+        detail: format!("unusable signature: {err}"),
+        key_bits: None,
+    }
+}
+
+/// The message as it was on the wire: mboxrd `>From ` quoting removed (when `unquote`), bare LF
+/// turned into CRLF. Borrowed when nothing needs changing.
+pub fn wire_form<'a>(msg: &'a [u8], unquote: bool, buf: &'a mut Vec<u8>) -> &'a [u8] {
+    let unquoted = if unquote {
+        crate::split::unquote_mboxrd(msg)
+    } else {
+        std::borrow::Cow::Borrowed(msg)
+    };
+    let needs_crlf =
+        memchr::memchr_iter(b'\n', &unquoted).any(|i| i == 0 || unquoted[i - 1] != b'\r');
+    if !needs_crlf {
+        return match unquoted {
+            std::borrow::Cow::Borrowed(b) => b,
+            std::borrow::Cow::Owned(v) => {
+                *buf = v;
+                buf
+            }
+        };
+    }
+    buf.clear();
+    buf.reserve(unquoted.len() + unquoted.len() / 32);
+    let mut prev = 0u8;
+    for &b in unquoted.iter() {
+        if b == b'\n' && prev != b'\r' {
+            buf.push(b'\r');
+        }
+        buf.push(b);
+        prev = b;
+    }
+    buf
+}
+
+/// Hash algorithms are re-exported for the canonicalization tests.
+pub fn hash_of(ha: HashAlgorithm, data: &[u8]) -> Vec<u8> {
+    ha.hash(data).as_ref().to_vec()
+}

@@ -1,0 +1,117 @@
+//! DKIM verification over real vectors: the dkimpy-signed trap (4,000 messages, signatures made
+//! by dkimpy, an independent implementation) must agree with its truth.csv on every signature.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+
+/// Our result for the trap's expected value. The trap writes a revoked key as
+/// `no-key` with detail `key-revoked`; mailcensus has a result of its own for it.
+fn expected_result(expected: &str, detail: &str) -> &'static str {
+    match (expected, detail) {
+        ("no-key", "key-revoked") => "key-revoked",
+        ("pass", _) => "pass",
+        ("fail-body", _) => "fail-body",
+        ("fail-signature", _) => "fail-signature",
+        ("no-key", _) => "no-key",
+        ("none", _) => "none",
+        (other, _) => panic!("unknown expected result {other:?} in truth.csv"),
+    }
+}
+
+#[test]
+fn dkimpy_trap_signatures_agree_with_truth() {
+    let Some(c) = corpora() else { return };
+    let dir = c.join("dkimpy-signed-trap");
+    let out = tempfile::tempdir().unwrap();
+    scan_ok(
+        &[
+            dir.join("corpus.mbox").as_os_str(),
+            os("--keys"),
+            dir.join("keys.zone").as_os_str(),
+        ],
+        out.path(),
+    );
+    let truth = rows(&dir.join("truth.csv"));
+    let sigs = rows(&out.path().join("signatures.csv"));
+    let messages = rows(&out.path().join("messages.csv"));
+    let by_key: HashMap<(String, String), &HashMap<String, String>> = sigs
+        .iter()
+        .map(|r| ((r["offset"].clone(), r["index"].clone()), r))
+        .collect();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (t, m) in truth.iter().zip(&messages) {
+        assert_eq!(t["mbox_offset"], m["offset"]);
+        let n: usize = t["n_sigs"].parse().unwrap();
+        for k in 1..=n {
+            let p = format!("sig{k}_");
+            let Some(ours) = by_key.get(&(t["mbox_offset"].clone(), k.to_string())) else {
+                problems.push(format!("#{} sig {k}: no row in signatures.csv", t["index"]));
+                continue;
+            };
+            checked += 1;
+            let want = expected_result(&t[&format!("{p}expected")], &t[&format!("{p}detail")]);
+            // truth.csv flags l= (1/0); the value itself must be a positive number.
+            let has_l = t[&format!("{p}l")] == "1";
+            if has_l != ours["l"].parse::<u64>().is_ok_and(|l| l > 0) {
+                problems.push(format!(
+                    "#{} sig {k} l: ours {:?} truth flag {}",
+                    t["index"], ours["l"], has_l
+                ));
+            }
+            for (field, theirs) in [
+                ("d", t[&format!("{p}d")].as_str()),
+                ("s", t[&format!("{p}s")].as_str()),
+                ("a", t[&format!("{p}a")].as_str()),
+                ("c", t[&format!("{p}c")].as_str()),
+                ("result", want),
+            ] {
+                if ours[field] != theirs {
+                    problems.push(format!(
+                        "#{} sig {k} {field}: ours {:?} ({}) truth {:?}",
+                        t["index"], ours[field], ours["detail"], theirs
+                    ));
+                }
+            }
+        }
+        // The message verdict: pass if any signature passes, else the first one's result.
+        let mapped: Vec<&str> = (1..=n)
+            .map(|k| {
+                expected_result(
+                    &t[&format!("sig{k}_expected")],
+                    &t[&format!("sig{k}_detail")],
+                )
+            })
+            .collect();
+        let want = if mapped.contains(&"pass") {
+            "pass"
+        } else {
+            mapped.first().copied().unwrap_or("none")
+        };
+        assert_eq!(
+            expected_result(&t["dkim_expected"], ""),
+            if want == "key-revoked" {
+                "no-key"
+            } else {
+                want
+            },
+            "truth.csv's own message verdict follows the same rule"
+        );
+        if m["dkim"] != want {
+            problems.push(format!(
+                "#{} message verdict: ours {:?} truth {:?}",
+                t["index"], m["dkim"], want
+            ));
+        }
+    }
+    assert_eq!(checked, 4_801, "signatures checked");
+    assert_eq!(sigs.len(), 4_801, "one signatures.csv row per signature");
+    assert!(
+        problems.is_empty(),
+        "{} disagreements, e.g.:\n{}",
+        problems.len(),
+        problems[..problems.len().min(15)].join("\n")
+    );
+}
