@@ -37,6 +37,10 @@ pub struct Totals {
     pub signatures: [u64; SigResult::ALL.len()],
     /// Messages by DKIM verdict (a signature result, or `none` last).
     pub dkim_messages: [u64; SigResultOrNone::COUNT],
+    /// Messages with a passing signature aligned with the From domain.
+    pub dkim_aligned: u64,
+    /// Key names (`selector._domainkey.domain.`) that signatures needed and the store lacked.
+    pub missing_keys: std::collections::BTreeSet<String>,
     /// Inputs skipped or unreadable, with reasons.
     pub notes: Vec<Note>,
 }
@@ -56,6 +60,8 @@ impl Totals {
         self.lossy_messages += other.lossy_messages;
         self.bad_header_lines += other.bad_header_lines;
         self.no_receipt_time += other.no_receipt_time;
+        self.dkim_aligned += other.dkim_aligned;
+        self.missing_keys.extend(other.missing_keys);
         for (a, b) in self.signatures.iter_mut().zip(other.signatures) {
             *a += b;
         }

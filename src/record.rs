@@ -16,7 +16,7 @@ use crate::split::{self, Entry, EntryKind};
 use crate::work::{Item, ItemKind};
 
 /// Columns of `messages.csv`, in order.
-pub const MESSAGE_COLUMNS: [&str; 27] = [
+pub const MESSAGE_COLUMNS: [&str; 31] = [
     "source",
     "offset",
     "length",
@@ -44,6 +44,10 @@ pub const MESSAGE_COLUMNS: [&str; 27] = [
     "lossy_fields",
     "dkim",
     "dkim_domains",
+    "dmarc_aligned",
+    "ar_dkim",
+    "ar_spf",
+    "ar_dmarc",
 ];
 
 /// Columns of `signatures.csv`, in order.
@@ -220,6 +224,18 @@ impl<'o> RowWriter<'o> {
         classify::hop_times(hops, &mut self.times);
 
         let received_at = self.fill_cells(source, item, envelope, headers, hops, size, malformed);
+        if let Some(ar) = headers.authentication_results.first() {
+            let recorded = auth::results::parse(ar);
+            for (cell, value) in [
+                (28, recorded.dkim),
+                (29, recorded.spf),
+                (30, recorded.dmarc),
+            ] {
+                if let Some(v) = value {
+                    self.cells[cell].extend_from_slice(v.as_bytes());
+                }
+            }
+        }
         if let Some(verifier) = self.verifier
             && !headers.dkim_signatures.is_empty()
         {
@@ -235,6 +251,7 @@ impl<'o> RowWriter<'o> {
             );
         } else if self.verifier.is_some() {
             self.cells[25].extend_from_slice(b"none");
+            self.cells[27].extend_from_slice(b"false");
             self.out.totals.dkim_messages[SigResultOrNone::None.index()] += 1;
         }
         if !self.lossy.is_empty() {
@@ -281,10 +298,20 @@ impl<'o> RowWriter<'o> {
             }
         }
         self.cells[26].extend_from_slice(domains.join(" ").to_ascii_lowercase().as_bytes());
+        let from_domain = String::from_utf8_lossy(&self.cells[6]).into_owned();
+        let aligned = auth::dkim_aligned(&from_domain, &domains);
+        self.cells[27].extend_from_slice(if aligned { b"true" } else { b"false" });
+        if aligned {
+            self.out.totals.dkim_aligned += 1;
+        }
         let raw = self.opts.raw_cells;
         let out = &mut self.out.signatures_csv;
         for v in &verdicts {
             self.out.totals.signatures[v.result.index()] += 1;
+            if v.result == SigResult::NoKey {
+                let name = format!("{}._domainkey.{}.", v.s, v.d).to_ascii_lowercase();
+                self.out.totals.missing_keys.insert(name);
+            }
             for (i, cell) in [
                 source.as_bytes(),
                 &[],

@@ -17,6 +17,7 @@
 
 pub mod canon;
 pub mod keys;
+pub mod results;
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -279,6 +280,11 @@ impl Verifier {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Number of key names in the store.
+    pub fn key_names(&self) -> usize {
+        self.cache.keys.len()
     }
 
     /// Verify every DKIM signature of `wire` (the message as sent: CRLF, unquoted), judged at
@@ -572,4 +578,59 @@ pub fn wire_form<'a>(msg: &'a [u8], unquote: bool, buf: &'a mut Vec<u8>) -> &'a 
 /// Hash algorithms are re-exported for the canonicalization tests.
 pub fn hash_of(ha: HashAlgorithm, data: &[u8]) -> Vec<u8> {
     ha.hash(data).as_ref().to_vec()
+}
+
+/// The organizational domain of `domain` (RFC 7489 §3.2): its registrable domain under the
+/// Public Suffix List (the `psl` crate's built-in copy), lowercased; the domain itself when the
+/// list has no answer.
+pub fn organizational_domain(domain: &str) -> String {
+    let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    psl::domain_str(&d).map(str::to_string).unwrap_or(d)
+}
+
+/// Relaxed DKIM alignment (RFC 7489 §3.1.1): a passing signature's `d=` shares the organizational
+/// domain of the From domain.
+pub fn dkim_aligned(from_domain: &str, passing_domains: &[&str]) -> bool {
+    if from_domain.is_empty() {
+        return false;
+    }
+    let from = organizational_domain(from_domain);
+    passing_domains
+        .iter()
+        .any(|d| organizational_domain(d) == from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organizational_domains() {
+        assert_eq!(organizational_domain("mail.Example.COM."), "example.com");
+        assert_eq!(organizational_domain("a.b.example.co.uk"), "example.co.uk");
+        assert_eq!(
+            organizational_domain("mta2.firstmart-news.test"),
+            "firstmart-news.test"
+        );
+        assert!(dkim_aligned("news.bestbuy.com", &["bestbuy.com"]));
+        assert!(dkim_aligned("bestbuy.com", &["e.bestbuy.com"]));
+        assert!(!dkim_aligned("bestbuy.com", &["bestbuy.co.uk"]));
+        assert!(!dkim_aligned("", &["x.com"]));
+    }
+
+    #[test]
+    fn wire_form_converts_lf_and_unquotes() {
+        let mut buf = Vec::new();
+        assert_eq!(wire_form(b"a\r\nb\r\n", true, &mut buf), b"a\r\nb\r\n");
+        let mut buf = Vec::new();
+        assert_eq!(
+            wire_form(b"a\n>From x\n", true, &mut buf),
+            b"a\r\nFrom x\r\n"
+        );
+        let mut buf = Vec::new();
+        assert_eq!(
+            wire_form(b"a\n>From x\n", false, &mut buf),
+            b"a\r\n>From x\r\n"
+        );
+    }
 }
