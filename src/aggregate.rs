@@ -41,6 +41,8 @@ pub struct Totals {
     pub dkim_aligned: u64,
     /// Key names (`selector._domainkey.domain.`) that signatures needed and the store lacked.
     pub missing_keys: std::collections::BTreeSet<String>,
+    /// Key names seen in signatures (collected by the key-name pass for live DNS).
+    pub key_names: std::collections::BTreeSet<String>,
     /// Inputs skipped or unreadable, with reasons.
     pub notes: Vec<Note>,
 }
@@ -62,6 +64,7 @@ impl Totals {
         self.no_receipt_time += other.no_receipt_time;
         self.dkim_aligned += other.dkim_aligned;
         self.missing_keys.extend(other.missing_keys);
+        self.key_names.extend(other.key_names);
         for (a, b) in self.signatures.iter_mut().zip(other.signatures) {
             *a += b;
         }

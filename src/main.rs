@@ -11,10 +11,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use mailcensus::auth::keys::KeyStore;
+use mailcensus::auth::dns;
+use mailcensus::auth::keys::{KeyStore, Lookup};
 use mailcensus::auth::{Policy, Verifier, VerifyAt};
 use mailcensus::scan::{self, ScanError, ScanOptions};
 use mailcensus::{output, summary};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Exit status when every input was read.
@@ -80,6 +82,24 @@ struct ScanArgs {
     /// Accept RSA keys under 1024 bits (old archives); by default they are permerror (RFC 8301).
     #[arg(long)]
     allow_weak_keys: bool,
+    /// Count verified rsa-sha1 signatures as pass (marked "legacy rsa-sha1"); by default they
+    /// are permerror (RFC 8301 §3.1), with the cryptographic outcome in the detail column.
+    #[arg(long)]
+    accept_rsa_sha1: bool,
+    /// Fetch keys missing from --keys live from this DNS server (ADDR[:PORT], port 53 by
+    /// default); only this server is asked. Without --dns the network is never used.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    dns: Option<String>,
+    /// Per-query time limit for --dns, in milliseconds (retries included).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    dns_timeout_ms: u64,
+    /// Queries in flight at once for --dns.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    dns_concurrency: u32,
+    /// Write every key used (loaded, fetched, and names that did not exist) to FILE in the
+    /// `name "value"` line format, so the next run can be repeated offline with --keys FILE.
+    #[arg(long, value_name = "FILE")]
+    keys_out: Option<PathBuf>,
     /// Largest message kept from a compressed or streamed input, in MiB; larger ones are
     /// reported as too-large (decompression-bomb guard).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -124,6 +144,13 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         mmap: !args.no_mmap,
         ..ScanOptions::default()
     };
+    opts.rows.raw_cells = args.raw_cells;
+    opts.rows.received_rows = args.received;
+    opts.stream = opts
+        .stream
+        .with_max_message(args.max_message_mib as usize * (1 << 20));
+    opts.rows.header_limits.max_header_bytes = args.max_header_kib as usize * (1 << 10);
+    opts.stream.split.max_header_bytes = opts.rows.header_limits.max_header_bytes;
     if !args.no_dkim {
         let mut store = KeyStore::new();
         for path in &args.keys {
@@ -150,16 +177,19 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         let policy = Policy {
             verify_at: args.verify_at,
             min_rsa_bits: if args.allow_weak_keys { 0 } else { 1024 },
+            accept_rsa_sha1: args.accept_rsa_sha1,
         };
-        opts.dkim = Some(Arc::new(Verifier::new(&store, policy)?));
+        let mut failed = BTreeMap::new();
+        if let Some(server) = &args.dns {
+            failed = fetch_missing_keys(&args, server, &opts, &mut store)?;
+        }
+        if let Some(path) = &args.keys_out {
+            write_keys(&store, path)?;
+        }
+        opts.dkim = Some(Arc::new(Verifier::with_lookup_failures(
+            &store, policy, &failed,
+        )?));
     }
-    opts.rows.raw_cells = args.raw_cells;
-    opts.rows.received_rows = args.received;
-    opts.stream = opts
-        .stream
-        .with_max_message(args.max_message_mib as usize * (1 << 20));
-    opts.rows.header_limits.max_header_bytes = args.max_header_kib as usize * (1 << 10);
-    opts.stream.split.max_header_bytes = opts.rows.header_limits.max_header_bytes;
 
     let show = !args.quiet && std::io::stderr().is_terminal();
     let bar = show.then(|| progress_bar(&args.inputs));
@@ -239,4 +269,70 @@ fn parse_verify_at(text: &str) -> Result<VerifyAt, String> {
             .map(VerifyAt::Fixed)
             .ok_or_else(|| format!("expected receipt, now or an RFC 3339 time, got {t:?}")),
     }
+}
+
+/// Look up, at the given DNS server, every key the inputs' signatures need and the store lacks.
+/// Found records and NXDOMAIN answers go into the store; failed lookups are returned (they make
+/// `temperror` verdicts).
+fn fetch_missing_keys(
+    args: &ScanArgs,
+    server: &str,
+    opts: &ScanOptions,
+    store: &mut KeyStore,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let server = dns::parse_server(server).map_err(|e| anyhow::anyhow!("--dns: {e}"))?;
+    let needed = scan::collect_key_names(&args.inputs, opts).context("cannot read the inputs")?;
+    let missing: Vec<String> = needed
+        .into_iter()
+        .filter(|n| matches!(store.lookup(n), Lookup::Unknown))
+        .collect();
+    let dns_opts = dns::DnsOptions {
+        server,
+        timeout: Duration::from_millis(args.dns_timeout_ms),
+        concurrency: args.dns_concurrency as usize,
+    };
+    let started = Instant::now();
+    let answers = dns::fetch_txt(&missing, &dns_opts)?;
+    let mut failed = BTreeMap::new();
+    let (mut found, mut absent) = (0usize, 0usize);
+    let origin = format!("dns:{server}");
+    for (name, fetched) in answers {
+        match fetched {
+            dns::Fetched::Records(values) => {
+                found += 1;
+                for v in values {
+                    store.insert(&name, v, origin.clone());
+                }
+            }
+            dns::Fetched::NxDomain => {
+                absent += 1;
+                store.insert_negative(&name);
+            }
+            dns::Fetched::Failed(why) => {
+                failed.insert(name, why);
+            }
+        }
+    }
+    if !args.quiet {
+        eprintln!(
+            "mailcensus: DNS {server}: {} key names looked up in {:.1}s: {found} found, {absent} absent, {} failed",
+            missing.len(),
+            started.elapsed().as_secs_f64(),
+            failed.len()
+        );
+    }
+    Ok(failed)
+}
+
+/// Write the key store to `path` atomically (temporary name, then rename).
+fn write_keys(store: &KeyStore, path: &std::path::Path) -> anyhow::Result<()> {
+    let tmp = path.with_extension("partial");
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
+    );
+    store.write_lines(&mut out)?;
+    std::io::Write::flush(&mut out)?;
+    drop(out);
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }

@@ -95,6 +95,8 @@ pub struct RowOptions {
     pub raw_cells: bool,
     /// Also write `received.csv`, one row per Received hop.
     pub received_rows: bool,
+    /// Write no rows: only collect the DKIM key names the signatures need.
+    pub key_names_only: bool,
     pub header_limits: HeaderLimits,
 }
 
@@ -201,6 +203,20 @@ impl<'o> RowWriter<'o> {
             headers::parse_headers(msg, &self.opts.header_limits, headers)
         };
         let malformed = forced.or(parsed.err());
+        if self.opts.key_names_only {
+            for sig in &headers.dkim_signatures {
+                let tags = headers::dkim_tags(sig);
+                if let (Some(d), Some(s)) = (tags.d, tags.s) {
+                    let name = format!(
+                        "{}._domainkey.{}.",
+                        String::from_utf8_lossy(s),
+                        String::from_utf8_lossy(d)
+                    );
+                    self.out.totals.key_names.insert(name.to_ascii_lowercase());
+                }
+            }
+            return;
+        }
         let envelope = envelope.or(headers.envelope);
         // The size on the wire: without the envelope line, and without mbox `>From ` quoting.
         let mut size = msg.len() - headers.message_start.min(msg.len());

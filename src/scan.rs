@@ -117,11 +117,143 @@ pub fn scan(
         r.write_all(&record::header_line(&record::RECEIVED_COLUMNS))?;
     }
 
-    let threads = if opts.threads == 0 {
+    let threads = thread_count(opts);
+    let mut write_error: Option<OutputError> = None;
+    let ran = pipeline(
+        inputs,
+        opts,
+        threads,
+        &mut |out| {
+            if write_error.is_some() {
+                return false;
+            }
+            let written = messages
+                .write_all(&out.messages_csv)
+                .and_then(|()| match &mut received {
+                    Some(r) => r.write_all(&out.received_csv),
+                    None => Ok(()),
+                })
+                .and_then(|()| match &mut signatures {
+                    Some(f) => f.write_all(&out.signatures_csv),
+                    None => Ok(()),
+                });
+            match written {
+                Ok(()) => true,
+                Err(e) => {
+                    write_error = Some(e);
+                    false
+                }
+            }
+        },
+        progress,
+    )?;
+    let (mut totals, lost_units) = (ran.totals, ran.lost_units);
+    // On every early return the pending files are dropped, which removes them.
+    if lost_units && !INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(ScanError::Incomplete);
+    }
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    if INTERRUPTED.load(Ordering::SeqCst) || output::aborted() {
+        return Err(ScanError::Interrupted);
+    }
+    totals.notes.sort();
+    let mut report = ScanReport {
+        totals,
+        elapsed: started.elapsed(),
+        threads,
+        outputs: std::iter::once(&messages)
+            .chain(received.as_ref())
+            .chain(signatures.as_ref())
+            .map(|f| f.path().to_path_buf())
+            .collect(),
+    };
+    let mut summary_file = PendingFile::create(out_dir, "summary.json")?;
+    report.outputs.push(summary_file.path().to_path_buf());
+    summary_file.write_all(&summary(&report))?;
+    let files = [Some(messages), received, signatures, Some(summary_file)];
+    output::commit(files.into_iter().flatten().collect()).map_err(|e| match e {
+        OutputError::Interrupted => ScanError::Interrupted,
+        e => ScanError::Output(e),
+    })?;
+    Ok(report)
+}
+
+/// Output buffers handed back by the writer for the next units: reusing them saves the page
+/// faults of fresh megabyte-sized allocations for every unit.
+struct BufferPool {
+    spare: Mutex<Vec<Vec<u8>>>,
+    keep: usize,
+}
+
+impl BufferPool {
+    fn new(keep: usize) -> Self {
+        BufferPool {
+            spare: Mutex::new(Vec::new()),
+            keep,
+        }
+    }
+    fn take(&self) -> Vec<u8> {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        spare.pop().unwrap_or_default()
+    }
+    fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < self.keep {
+            spare.push(buf);
+        }
+    }
+}
+
+/// The DKIM key names (`selector._domainkey.domain.`) the signatures in `inputs` need, found by
+/// a header-only pass over the same inputs (the first step of live DNS lookups).
+pub fn collect_key_names(
+    inputs: &[PathBuf],
+    opts: &ScanOptions,
+) -> Result<std::collections::BTreeSet<String>, ScanError> {
+    let mut pass = opts.clone();
+    pass.dkim = None;
+    pass.rows.key_names_only = true;
+    let ran = pipeline(
+        inputs,
+        &pass,
+        thread_count(opts),
+        &mut |_| true,
+        &mut |_| {},
+    )?;
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(ScanError::Interrupted);
+    }
+    Ok(ran.totals.key_names)
+}
+
+/// What [`pipeline`] gives back.
+struct Ran {
+    totals: Totals,
+    /// A unit went missing (a bug): the output must not be committed.
+    lost_units: bool,
+}
+
+fn thread_count(opts: &ScanOptions) -> usize {
+    if opts.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         opts.threads
-    };
+    }
+}
+
+/// The parallel part of a run: the producer cuts the inputs into units, the pool turns them into
+/// rows, and `deliver` receives every unit's output in input order on the calling thread. When
+/// `deliver` returns false (its output failed) the producer stops.
+fn pipeline(
+    inputs: &[PathBuf],
+    opts: &ScanOptions,
+    threads: usize,
+    deliver: &mut dyn FnMut(&UnitOutput) -> bool,
+    progress: &mut dyn FnMut(&Totals),
+) -> Result<Ran, ScanError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("mailcensus-worker-{i}"))
@@ -132,7 +264,7 @@ pub fn scan(
     let buffers = Arc::new(BufferPool::new(2 * (4 * threads + 2)));
     let (tx, rx) = mpsc::channel::<(u64, UnitOutput)>();
     let mut totals = Totals::default();
-    let mut write_error: Option<OutputError> = None;
+    let mut failed = false;
     let mut lost_units = false;
 
     std::thread::scope(|s| {
@@ -192,21 +324,9 @@ pub fn scan(
             parked.insert(seq, out);
             while let Some(out) = parked.remove(&next) {
                 next += 1;
-                if write_error.is_none() {
-                    let written = messages
-                        .write_all(&out.messages_csv)
-                        .and_then(|()| match &mut received {
-                            Some(r) => r.write_all(&out.received_csv),
-                            None => Ok(()),
-                        })
-                        .and_then(|()| match &mut signatures {
-                            Some(f) => f.write_all(&out.signatures_csv),
-                            None => Ok(()),
-                        });
-                    if let Err(e) = written {
-                        write_error = Some(e);
-                        window.close();
-                    }
+                if !failed && !deliver(&out) {
+                    failed = true;
+                    window.close();
                 }
                 buffers.give(out.messages_csv);
                 buffers.give(out.received_csv);
@@ -217,86 +337,11 @@ pub fn scan(
             }
         }
         let produced = producer.join().unwrap_or(u64::MAX);
-        if write_error.is_none() && !window.is_closed() && (next != produced || !parked.is_empty())
-        {
+        if !failed && !window.is_closed() && (next != produced || !parked.is_empty()) {
             lost_units = true;
         }
     });
-    if lost_units && !INTERRUPTED.load(Ordering::SeqCst) {
-        output::discard(
-            [Some(messages), received, signatures]
-                .into_iter()
-                .flatten()
-                .collect(),
-        );
-        return Err(ScanError::Incomplete);
-    }
-
-    if let Some(e) = write_error {
-        output::discard(
-            [Some(messages), received, signatures]
-                .into_iter()
-                .flatten()
-                .collect(),
-        );
-        return Err(e.into());
-    }
-    if INTERRUPTED.load(Ordering::SeqCst) || output::aborted() {
-        output::discard(
-            [Some(messages), received, signatures]
-                .into_iter()
-                .flatten()
-                .collect(),
-        );
-        return Err(ScanError::Interrupted);
-    }
-    totals.notes.sort();
-    let mut report = ScanReport {
-        totals,
-        elapsed: started.elapsed(),
-        threads,
-        outputs: std::iter::once(&messages)
-            .chain(received.as_ref())
-            .chain(signatures.as_ref())
-            .map(|f| f.path().to_path_buf())
-            .collect(),
-    };
-    let mut summary_file = PendingFile::create(out_dir, "summary.json")?;
-    report.outputs.push(summary_file.path().to_path_buf());
-    summary_file.write_all(&summary(&report))?;
-    let files = [Some(messages), received, signatures, Some(summary_file)];
-    output::commit(files.into_iter().flatten().collect()).map_err(|e| match e {
-        OutputError::Interrupted => ScanError::Interrupted,
-        e => ScanError::Output(e),
-    })?;
-    Ok(report)
-}
-
-/// Output buffers handed back by the writer for the next units: reusing them saves the page
-/// faults of fresh megabyte-sized allocations for every unit.
-struct BufferPool {
-    spare: Mutex<Vec<Vec<u8>>>,
-    keep: usize,
-}
-
-impl BufferPool {
-    fn new(keep: usize) -> Self {
-        BufferPool {
-            spare: Mutex::new(Vec::new()),
-            keep,
-        }
-    }
-    fn take(&self) -> Vec<u8> {
-        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-        spare.pop().unwrap_or_default()
-    }
-    fn give(&self, mut buf: Vec<u8>) {
-        buf.clear();
-        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-        if spare.len() < self.keep {
-            spare.push(buf);
-        }
-    }
+    Ok(Ran { totals, lost_units })
 }
 
 /// A counting window: at most `max` units between production and writing.

@@ -67,6 +67,7 @@ pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions)
         "dkim": opts.dkim.as_ref().map(|v| json!({
             "verify_at": format!("{:?}", v.policy().verify_at),
             "min_rsa_bits": v.policy().min_rsa_bits,
+            "accept_rsa_sha1": v.policy().accept_rsa_sha1,
             "signatures_by_result": t.signatures_by_result(),
             "messages_by_verdict": t.dkim_messages_by_verdict(),
             "messages_aligned_pass": t.dkim_aligned,

@@ -16,6 +16,7 @@
 //!   turned into CRLF (simple header canonicalization hashes the raw bytes).
 
 pub mod canon;
+pub mod dns;
 pub mod keys;
 pub mod results;
 
@@ -122,6 +123,9 @@ pub struct Policy {
     pub verify_at: VerifyAt,
     /// RSA keys smaller than this are `permerror` (RFC 8301 §3.2: at least 1024).
     pub min_rsa_bits: usize,
+    /// Count verified rsa-sha1 signatures as `pass` (marked legacy) instead of `permerror`
+    /// (RFC 8301 §3.1 makes them historic: "permanently failed evaluation").
+    pub accept_rsa_sha1: bool,
 }
 
 impl Default for Policy {
@@ -129,6 +133,7 @@ impl Default for Policy {
         Policy {
             verify_at: VerifyAt::Receipt,
             min_rsa_bits: 1024,
+            accept_rsa_sha1: false,
         }
     }
 }
@@ -164,7 +169,12 @@ fn parse_key(value: &[u8], policy: &Policy) -> Key {
     let is_ed25519 = tag_value(value, b"k").is_some_and(|k| k.eq_ignore_ascii_case(b"ed25519"));
     match DomainKey::parse(value) {
         Ok(key) => {
-            let bits = key.p.public_key_bits();
+            // Ed25519 keys are always 256 bits (RFC 8463); the crate reports no size for them.
+            let bits = if is_ed25519 {
+                256
+            } else {
+                key.p.public_key_bits()
+            };
             let refused = (!is_ed25519 && bits > 0 && bits < policy.min_rsa_bits)
                 .then(|| format!("rsa key too small: {bits} bits (RFC 8301 needs 1024)"));
             let txt = match &refused {
@@ -186,6 +196,14 @@ fn parse_key(value: &[u8], policy: &Policy) -> Key {
             },
         },
     }
+}
+
+/// The first tag RFC 6376 §3.5 requires that the signature lacks (`v a b bh d h s`), if any.
+fn missing_required_tag(raw: &[u8]) -> Option<&'static str> {
+    const REQUIRED: [&str; 7] = ["v", "a", "b", "bh", "d", "h", "s"];
+    REQUIRED
+        .into_iter()
+        .find(|t| tag_value(raw, t.as_bytes()).is_none())
 }
 
 /// The value of a `tag=` in a tag list (`k=rsa; p=...`), trimmed.
@@ -266,6 +284,30 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
+    /// A verifier whose lookups of `failed` names report `temperror` with the given reason (live
+    /// DNS lookups that timed out or failed).
+    pub fn with_lookup_failures(
+        store: &KeyStore,
+        policy: Policy,
+        failed: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Verifier, AuthError> {
+        let mut v = Verifier::new(store, policy)?;
+        for (name, why) in failed {
+            let txt = Txt::Error(Error::Dns(DnsError::Resolver(why.clone())));
+            v.cache
+                .keys
+                .entry(keys::normalize_name(name).into())
+                .or_insert_with(|| {
+                    vec![Key {
+                        txt,
+                        bits: None,
+                        refused: None,
+                    }]
+                });
+        }
+        Ok(v)
+    }
+
     pub fn new(store: &KeyStore, policy: Policy) -> Result<Verifier, AuthError> {
         // Construction does no I/O; the resolver inside is never used because every lookup is
         // answered from the cache.
@@ -322,6 +364,27 @@ impl Verifier {
             h.header.x = 0;
             h.header.atps = None;
         }
+        // An explicit `l=0` signs no body octets at all (RFC 6376 §3.5), but the crate reads 0
+        // as "no l=": give such signatures a body-hash entry of their own.
+        for h in msg.dkim_headers.iter_mut() {
+            if h.header.l == 0 && tag_value(h.value, b"l").is_some_and(|v| v == b"0") {
+                let ha = HashAlgorithm::from(h.header.a);
+                let key = (h.header.cb, ha, u64::MAX);
+                if !msg
+                    .body_hashes
+                    .iter()
+                    .any(|(c, a, l, _)| (*c, *a, *l) == key)
+                {
+                    msg.body_hashes.push((
+                        key.0,
+                        key.1,
+                        key.2,
+                        ha.hash(&b""[..]).as_ref().to_vec(),
+                    ));
+                }
+                h.header.l = u64::MAX;
+            }
+        }
         let results = self.run(&msg, &HashMap::new());
         let mut verdicts = Vec::with_capacity(results.len() + msg.errors.len());
         // Signatures that did not parse come first in mail-auth's output; put every signature
@@ -349,7 +412,8 @@ impl Verifier {
                     let sig = &msg.dkim_headers[i].header;
                     let retried = self.retry_alternatives(&msg, i, &result);
                     let (result, key_index) = retried.unwrap_or((result, 0));
-                    self.parsed_verdict(n + 1, sig, &result, key_index, expiry[i], at)
+                    let raw = msg.dkim_headers[i].value;
+                    self.parsed_verdict(n + 1, raw, sig, &result, key_index, expiry[i], at)
                 }
             };
             verdicts.push(verdict);
@@ -407,9 +471,11 @@ impl Verifier {
         None
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn parsed_verdict(
         &self,
         index: usize,
+        raw: &[u8],
         sig: &mail_auth::dkim::Signature,
         result: &DkimResult,
         key_index: usize,
@@ -423,8 +489,23 @@ impl Verifier {
             .get(name.as_str())
             .and_then(|alts| alts.get(key_index));
         let (mut res, mut detail) = map_result(result, key.and_then(|k| k.refused.clone()));
-        if res == SigResult::Pass && sig.a == Algorithm::RsaSha1 {
-            detail = "legacy rsa-sha1".into();
+        if let Some(tag) = missing_required_tag(raw) {
+            res = SigResult::PermError;
+            detail = format!("required tag {tag}= missing (RFC 6376 §3.5)");
+        }
+        if sig.a == Algorithm::RsaSha1 {
+            // Verified all the same, so the outcome of the cryptography is still reported.
+            if self.policy.accept_rsa_sha1 {
+                if res == SigResult::Pass {
+                    detail = "legacy rsa-sha1".into();
+                }
+            } else {
+                detail = format!(
+                    "rsa-sha1 is historic (RFC 8301 §3.1); otherwise {}",
+                    res.as_str()
+                );
+                res = SigResult::PermError;
+            }
         }
         if key_index > 0 && res == SigResult::Pass {
             detail = format!("{detail}; key #{} of {name}", key_index + 1);
@@ -452,7 +533,11 @@ impl Verifier {
             s: sig.s.clone(),
             a: algorithm_name(sig.a).into(),
             c: format!("{}/{}", canon_name(sig.ch), canon_name(sig.cb)),
-            l: (sig.l > 0).then_some(sig.l),
+            l: match sig.l {
+                0 => None,
+                u64::MAX => Some(0),
+                l => Some(l),
+            },
             result: res,
             detail,
             key_bits: key.and_then(|k| k.bits),
@@ -505,9 +590,10 @@ fn map_result(result: &DkimResult, refused: Option<String>) -> (SigResult, Strin
             SigResult::PermError,
             "key type does not match the signature algorithm".into(),
         ),
-        DkimResult::Fail(Error::Dkim(DkimError::FailedAuidMatch)) => {
-            (SigResult::PermError, "i= is not within d=".into())
-        }
+        DkimResult::Fail(Error::Dkim(DkimError::FailedAuidMatch)) => (
+            SigResult::PermError,
+            "i= does not fit d= (not within it, or not equal under the key's t=s)".into(),
+        ),
         DkimResult::Fail(e) => (SigResult::FailSignature, e.to_string()),
         DkimResult::PermError(Error::Dns(DnsError::RecordNotFound(_))) => {
             (SigResult::NoKey, "no key record".into())
@@ -564,14 +650,17 @@ pub fn wire_form<'a>(msg: &'a [u8], unquote: bool, buf: &'a mut Vec<u8>) -> &'a 
     }
     buf.clear();
     buf.reserve(unquoted.len() + unquoted.len() / 32);
-    let mut prev = 0u8;
-    for &b in unquoted.iter() {
-        if b == b'\n' && prev != b'\r' {
+    // Copy line by line (memchr), adding the CR that a bare LF lacks.
+    let mut from = 0;
+    for nl in memchr::memchr_iter(b'\n', &unquoted) {
+        buf.extend_from_slice(&unquoted[from..nl]);
+        if nl == 0 || unquoted[nl - 1] != b'\r' {
             buf.push(b'\r');
         }
-        buf.push(b);
-        prev = b;
+        buf.push(b'\n');
+        from = nl + 1;
     }
+    buf.extend_from_slice(&unquoted[from..]);
     buf
 }
 
