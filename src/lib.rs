@@ -10,6 +10,7 @@
 pub mod aggregate;
 pub mod auth;
 pub mod classify;
+pub mod generate;
 pub mod headers;
 pub mod input;
 pub mod output;
