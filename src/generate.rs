@@ -62,6 +62,8 @@ pub struct GenerateOptions {
     pub out: PathBuf,
     /// Read the private keys from `DIR/keys.private` instead of making new ones.
     pub keys_from: Option<PathBuf>,
+    /// Make every key of this kind (e.g. an RSA-2048-only corpus for benchmarks).
+    pub only: Option<KeyKind>,
 }
 
 /// What a run wrote.
@@ -111,8 +113,9 @@ impl Rng {
 // ---------------------------------------------------------------------------------------------
 // Keys.
 
+/// The kinds of signing key the generator makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyKind {
+pub enum KeyKind {
     Rsa1024,
     Rsa2048,
     Ed25519,
@@ -126,7 +129,7 @@ impl KeyKind {
             KeyKind::Ed25519 => "ed25519",
         }
     }
-    fn parse(s: &str) -> Option<KeyKind> {
+    pub fn parse(s: &str) -> Option<KeyKind> {
         [KeyKind::Rsa1024, KeyKind::Rsa2048, KeyKind::Ed25519]
             .into_iter()
             .find(|k| k.name() == s)
@@ -312,7 +315,7 @@ impl GenKey {
     }
 }
 
-fn make_keys(keys_from: Option<&Path>) -> anyhow::Result<Vec<GenKey>> {
+fn make_keys(keys_from: Option<&Path>, only: Option<KeyKind>) -> anyhow::Result<Vec<GenKey>> {
     if let Some(dir) = keys_from {
         let path = dir.join("keys.private");
         let text = std::fs::read_to_string(&path)
@@ -342,7 +345,7 @@ fn make_keys(keys_from: Option<&Path>) -> anyhow::Result<Vec<GenKey>> {
     KEY_KINDS
         .par_iter()
         .enumerate()
-        .map(|(i, &kind)| GenKey::build(format!("k{}", i + 1), kind, None))
+        .map(|(i, &kind)| GenKey::build(format!("k{}", i + 1), only.unwrap_or(kind), None))
         .collect()
 }
 
@@ -1117,7 +1120,7 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
     let started = Instant::now();
-    let keys = make_keys(opts.keys_from.as_deref())?;
+    let keys = make_keys(opts.keys_from.as_deref(), opts.only)?;
     let key_seconds = started.elapsed().as_secs_f64();
 
     let mut rng = Rng::new(opts.seed, 0);

@@ -64,6 +64,9 @@ struct GenerateArgs {
     /// Reuse the private keys of an earlier run (DIR/keys.private) instead of making new ones.
     #[arg(long, value_name = "DIR")]
     keys_from: Option<PathBuf>,
+    /// Make every key of one kind: rsa-1024, rsa-2048 or ed25519 (for benchmarks).
+    #[arg(long, value_name = "KIND", value_parser = parse_key_kind)]
+    key_kind: Option<mailcensus::generate::KeyKind>,
     /// No summary on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -160,6 +163,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         seed: args.seed,
         out: args.out.clone(),
         keys_from: args.keys_from,
+        only: args.key_kind,
     };
     let r = mailcensus::generate::generate(&opts)?;
     if !args.quiet {
@@ -392,4 +396,9 @@ fn write_keys(store: &KeyStore, path: &std::path::Path) -> anyhow::Result<()> {
     drop(out);
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+fn parse_key_kind(s: &str) -> Result<mailcensus::generate::KeyKind, String> {
+    mailcensus::generate::KeyKind::parse(s)
+        .ok_or_else(|| format!("expected rsa-1024, rsa-2048 or ed25519, got {s:?}"))
 }
