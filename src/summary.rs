@@ -114,6 +114,21 @@ pub fn human_summary(report: &ScanReport) -> String {
             .collect();
         s.push_str(&format!("  malformed: {}\n", reasons.join(", ")));
     }
+    let sigs = t.signatures_by_result();
+    if !sigs.is_empty() {
+        let parts: Vec<String> = sigs.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let verdicts: Vec<String> = t
+            .dkim_messages_by_verdict()
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        s.push_str(&format!(
+            "  DKIM signatures: {}; messages: {}; aligned passes {}\n",
+            parts.join(", "),
+            verdicts.join(", "),
+            t.dkim_aligned
+        ));
+    }
     let skipped = t.skipped_by_reason();
     if !skipped.is_empty() {
         let reasons: Vec<String> = skipped.iter().map(|(r, n)| format!("{r} {n}")).collect();
