@@ -296,7 +296,7 @@ impl<'o> RowWriter<'o> {
             VerifyAt::Fixed(t) => t,
         };
         let mut wire_buf = std::mem::take(&mut self.wire);
-        let verdicts = verifier.verify(auth::wire_form(msg, unquote, &mut wire_buf), at);
+        let verdicts = verifier.verify_stored(msg, unquote, at, &mut wire_buf);
         self.wire = wire_buf;
         let verdict = if verdicts.iter().any(|v| v.result == SigResult::Pass) {
             SigResultOrNone::Some(SigResult::Pass)

@@ -600,7 +600,7 @@ fn mailauth_js_body_hashes() {
             "GjyEkbey2OupCW5AKJv4dzTPsPHSaZjRDMqUSmhpTyQ=",
         ),
     ] {
-        canonical_body(body, canon, &mut canonical);
+        canonical_body(body, canon, false, &mut canonical);
         assert_eq!(b64(limit(&canonical, None)), want, "{canon:?} body hash");
         // l=0: nothing of the body is signed, the hash of empty input.
         assert_eq!(

@@ -12,13 +12,27 @@ pub enum BodyCanon {
     Relaxed,
 }
 
-/// Write the canonical form of `body` into `out` (cleared first).
-pub fn canonical_body(body: &[u8], canon: BodyCanon, out: &mut Vec<u8>) {
+/// Write the canonical form of `body` into `out` (cleared first). The body may be stored with LF
+/// line ends (read as CRLF). With `unquote`, mbox `>From ` quoting is undone on the way (one `>`
+/// dropped from every `^>+From ` line), so an mbox message needs no wire-form copy.
+pub fn canonical_body(body: &[u8], canon: BodyCanon, unquote: bool, out: &mut Vec<u8>) {
     out.clear();
     match canon {
-        BodyCanon::Simple => simple(body, out),
-        BodyCanon::Relaxed => relaxed(body, out),
+        BodyCanon::Simple => simple(body, unquote, out),
+        BodyCanon::Relaxed => relaxed(body, unquote, out),
     }
+}
+
+/// A body line as it was before mbox quoting.
+#[inline]
+fn unquoted(line: &[u8], unquote: bool) -> &[u8] {
+    if unquote && line.first() == Some(&b'>') {
+        let quotes = line.iter().take_while(|&&b| b == b'>').count();
+        if line[quotes..].starts_with(b"From ") {
+            return &line[1..];
+        }
+    }
+    line
 }
 
 /// The first `l` octets of the canonical body (`l == 0` or absent means all of it).
@@ -54,9 +68,10 @@ fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// §3.4.3: the body unchanged except that trailing empty lines are removed and a body that is
 /// empty or lacks a final CRLF gets one.
-fn simple(body: &[u8], out: &mut Vec<u8>) {
+fn simple(body: &[u8], unquote: bool, out: &mut Vec<u8>) {
     let mut pending_empty = 0usize;
     for line in lines(body) {
+        let line = unquoted(line, unquote);
         if line.is_empty() {
             pending_empty += 1;
             continue;
@@ -75,15 +90,17 @@ fn simple(body: &[u8], out: &mut Vec<u8>) {
 
 /// §3.4.4: trailing whitespace of every line removed, runs of whitespace inside a line reduced
 /// to one space, trailing empty lines removed; an empty body stays empty.
-fn relaxed(body: &[u8], out: &mut Vec<u8>) {
+fn relaxed(body: &[u8], unquote: bool, out: &mut Vec<u8>) {
     let mut pending_empty = 0usize;
     let mut line_buf: Vec<u8> = Vec::new();
+    let double_space = memchr::memmem::Finder::new(b"  ");
     for line in lines(body) {
+        let line = unquoted(line, unquote);
         // Most lines need no change: no tab, no double space, no trailing space.
         if !line.is_empty()
             && !line.ends_with(b" ")
             && memchr::memchr(b'\t', line).is_none()
-            && memchr::memmem::find(line, b"  ").is_none()
+            && double_space.find(line).is_none()
         {
             for _ in 0..pending_empty {
                 out.extend_from_slice(b"\r\n");
@@ -125,7 +142,7 @@ mod tests {
 
     fn canon(body: &[u8], c: BodyCanon) -> Vec<u8> {
         let mut out = Vec::new();
-        canonical_body(body, c, &mut out);
+        canonical_body(body, c, false, &mut out);
         out
     }
 
@@ -198,6 +215,20 @@ mod tests {
             }
             proptest::prop_assert_eq!(canon(&crlf, BodyCanon::Relaxed), relaxed_reference(&crlf));
         }
+    }
+
+    #[test]
+    fn lf_bodies_and_mbox_quoting() {
+        assert_eq!(canon(b"a \nb\n\n", BodyCanon::Relaxed), b"a\r\nb\r\n");
+        assert_eq!(canon(b"a \nb\n\n", BodyCanon::Simple), b"a \r\nb\r\n");
+        let mut out = Vec::new();
+        canonical_body(
+            b">From x\n>>From y\n>Fromage\n",
+            BodyCanon::Simple,
+            true,
+            &mut out,
+        );
+        assert_eq!(out, b"From x\r\n>From y\r\n>Fromage\r\n");
     }
 
     #[test]

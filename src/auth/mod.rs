@@ -332,25 +332,49 @@ impl Verifier {
     /// Verify every DKIM signature of `wire` (the message as sent: CRLF, unquoted), judged at
     /// `at` (Unix seconds). Signatures come back in header order.
     pub fn verify(&self, wire: &[u8], at: i64) -> Vec<SignatureVerdict> {
+        let header_len = memchr::memmem::find(wire, b"\r\n\r\n").map_or(wire.len(), |i| i + 4);
+        self.verify_parts(&wire[..header_len], &wire[header_len..], false, at)
+    }
+
+    /// Verify a message as stored: LF or CRLF line ends, and with `unquote` mboxrd `>From `
+    /// quoting in the body. Only the header block is copied (to CRLF, for simple header
+    /// canonicalization); the body is canonicalized where it lies. `buf` is scratch space.
+    pub fn verify_stored(
+        &self,
+        stored: &[u8],
+        unquote: bool,
+        at: i64,
+        buf: &mut Vec<u8>,
+    ) -> Vec<SignatureVerdict> {
+        let header_len = header_block_len(stored);
+        let header = wire_form(&stored[..header_len], false, buf);
+        self.verify_parts(header, &stored[header_len..], unquote, at)
+    }
+
+    /// `header`: the header block as on the wire (CRLF, blank line included); `body`: as stored.
+    fn verify_parts(
+        &self,
+        header: &[u8],
+        body: &[u8],
+        unquote: bool,
+        at: i64,
+    ) -> Vec<SignatureVerdict> {
         // mail-auth hashes the body while parsing; it is given the header block only (its body
         // hash of nothing is cheap) and the body hashes are computed here, once, instead.
-        let header_len = memchr::memmem::find(wire, b"\r\n\r\n").map_or(wire.len(), |i| i + 4);
-        let Some(mut msg) = AuthenticatedMessage::parse_with_opts(&wire[..header_len], None, false)
-        else {
+        let Some(mut msg) = AuthenticatedMessage::parse_with_opts(header, None, false) else {
             return Vec::new();
         };
         if msg.dkim_headers.is_empty() && msg.errors.is_empty() {
             return Vec::new();
         }
         // Our own body hashes (RFC-exact l= and relaxed canonicalization).
-        let body = &wire[header_len..];
         let mut canonical = Vec::new();
         for (c, ha, l, hash) in msg.body_hashes.iter_mut() {
             let bc = match c {
                 Canonicalization::Simple => BodyCanon::Simple,
                 Canonicalization::Relaxed => BodyCanon::Relaxed,
             };
-            canon::canonical_body(body, bc, &mut canonical);
+            canon::canonical_body(body, bc, unquote, &mut canonical);
             let part = canon::limit(&canonical, (*l > 0).then_some(*l));
             *hash = ha.hash(part).as_ref().to_vec();
         }
@@ -627,6 +651,20 @@ fn unparsed_verdict(index: usize, value: &[u8], err: &Error) -> SignatureVerdict
         detail: format!("unusable signature: {err}"),
         key_bits: None,
     }
+}
+
+/// Length of the header block of a stored message, its blank line included (LF or CRLF); the
+/// whole message when it has no body.
+fn header_block_len(stored: &[u8]) -> usize {
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', stored) {
+        let line = &stored[start..nl];
+        if line.is_empty() || line == b"\r" {
+            return nl + 1;
+        }
+        start = nl + 1;
+    }
+    stored.len()
 }
 
 /// The message as it was on the wire: mboxrd `>From ` quoting removed (when `unquote`), bare LF
