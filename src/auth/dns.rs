@@ -189,10 +189,35 @@ fn build_resolver(
 
     Resolver::builder_with_config(config, TokioRuntimeProvider::default())
         .with_options(o)
+        .with_tls_config(no_roots_tls().map_err(DnsError::Setup)?)
         .build()
-        // Only fails where hickory's TLS support is compiled in (mail-auth enables it): then
-        // build() also loads the system's CA roots, unused here, and fails if there are none.
         .map_err(|e| DnsError::Setup(format!("cannot set up the DNS resolver: {e}")))
+}
+
+/// A TLS set-up with no trusted roots. hickory's TLS support is compiled in (mail-auth enables
+/// it) and, left to itself, building a resolver loads the system's CA store — and fails on a
+/// machine that has none — although plain DNS never uses TLS. mailcensus never speaks DNS over
+/// TLS, so an empty root store is the honest configuration.
+pub fn no_roots_tls() -> Result<rustls::ClientConfig, String> {
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        hickory_resolver::net::tls::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS set-up: {e}"))?
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth())
+}
+
+/// A resolver that answers nothing by itself: mail-auth needs one to exist, but every lookup of
+/// an offline verification is answered from the key store before it is reached.
+pub fn idle_resolver() -> Result<TokioResolver, String> {
+    Resolver::builder_with_config(
+        ResolverConfig::from_parts(None, Vec::new(), Vec::<NameServerConfig>::new()),
+        TokioRuntimeProvider::default(),
+    )
+    .with_tls_config(no_roots_tls()?)
+    .build()
+    .map_err(|e| format!("cannot set up the resolver: {e}"))
 }
 
 async fn lookup_one(resolver: &TokioResolver, name: &str, timeout: Duration) -> Fetched {
