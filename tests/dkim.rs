@@ -115,3 +115,66 @@ fn dkimpy_trap_signatures_agree_with_truth() {
         problems[..problems.len().min(15)].join("\n")
     );
 }
+
+/// Several records for one selector (rotated keys): every one is tried and the verdict says which
+/// verified. The trap's keys are loaded with, for every name, a wrong key (another name's) first.
+#[test]
+fn rotated_keys_are_all_tried() {
+    let Some(c) = corpora() else { return };
+    let dir = c.join("dkimpy-signed-trap");
+    let mut store = mailcensus::auth::keys::KeyStore::new();
+    store.load_file(&dir.join("keys.zone")).unwrap();
+    let records: Vec<(String, Vec<String>)> = store
+        .iter()
+        .map(|(n, rs)| (n.to_string(), rs.iter().map(|r| r.value.clone()).collect()))
+        .collect();
+    let decoy = records
+        .iter()
+        .find(|(_, vs)| vs.iter().any(|v| v.contains("p=MIIB")))
+        .map(|(_, vs)| vs[0].clone())
+        .unwrap();
+    let mut rotated = String::new();
+    for (name, values) in &records {
+        // A revoked record stays alone: with a decoy before it, the decoy's failure would be
+        // the first answer (the first record's result is reported when none verifies).
+        let revoked = values.iter().any(|v| v.trim_end().ends_with("p="));
+        if !values.contains(&decoy) && !revoked {
+            rotated.push_str(&format!("{name} \"{decoy}\"\n"));
+        }
+        for v in values {
+            rotated.push_str(&format!("{name} \"{v}\"\n"));
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("rotated.txt");
+    std::fs::write(&keys, rotated).unwrap();
+    let plain = tempfile::tempdir().unwrap();
+    let with_rotation = tempfile::tempdir().unwrap();
+    let mbox = dir.join("corpus.mbox");
+    scan_ok(
+        &[
+            mbox.as_os_str(),
+            os("--keys"),
+            dir.join("keys.zone").as_os_str(),
+        ],
+        plain.path(),
+    );
+    scan_ok(
+        &[mbox.as_os_str(), os("--keys"), keys.as_os_str()],
+        with_rotation.path(),
+    );
+    let a = rows(&plain.path().join("signatures.csv"));
+    let b = rows(&with_rotation.path().join("signatures.csv"));
+    assert_eq!(a.len(), b.len());
+    let mut second_key_passes = 0;
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["result"], y["result"], "{x:?} vs {y:?}");
+        if y["result"] == "pass" && y["detail"].contains("key #2") {
+            second_key_passes += 1;
+        }
+    }
+    assert!(
+        second_key_passes > 1000,
+        "passes found with the second key: {second_key_passes}"
+    );
+}

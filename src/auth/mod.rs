@@ -472,7 +472,9 @@ impl Verifier {
     }
 
     /// When a name has several key records (rotated keys) and the first did not verify, try the
-    /// others; returns the passing result and the index of the key that verified.
+    /// others. Returns the passing result and its key's index, or, when none passes, the most
+    /// telling failure (a key of the right type that does not verify says more than a key of
+    /// another type). None: nothing better than `first`.
     fn retry_alternatives(
         &self,
         msg: &AuthenticatedMessage<'_>,
@@ -484,14 +486,22 @@ impl Verifier {
         }
         let name = domain_key_name(&msg.dkim_headers[i].header);
         let alts = self.cache.keys.get(name.as_str())?;
+        let mut best: Option<(DkimResult, usize)> = None;
         for k in 1..alts.len() {
             let mut choice = HashMap::new();
             choice.insert(Box::<str>::from(name.as_str()), k);
-            if matches!(self.run(msg, &choice).get(i), Some(DkimResult::Pass)) {
-                return Some((DkimResult::Pass, k));
+            let result = self.run(msg, &choice).swap_remove(i);
+            if matches!(result, DkimResult::Pass) {
+                return Some((result, k));
+            }
+            let current = best
+                .as_ref()
+                .map_or(failure_rank(first), |(r, _)| failure_rank(r));
+            if failure_rank(&result) < current {
+                best = Some((result, k));
             }
         }
-        None
+        best
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -591,6 +601,21 @@ fn canon_name(c: Canonicalization) -> &'static str {
     match c {
         Canonicalization::Simple => "simple",
         Canonicalization::Relaxed => "relaxed",
+    }
+}
+
+/// How much a failure says about the signature, most telling first: the key had the right type
+/// but the signature or body did not match, then a revoked key, then everything else.
+fn failure_rank(result: &DkimResult) -> u8 {
+    use mail_auth::common::crypto::CryptoError;
+    match result {
+        DkimResult::Pass => 0,
+        DkimResult::Fail(Error::Crypto(
+            CryptoError::FailedVerification | CryptoError::Library(_),
+        ))
+        | DkimResult::Neutral(Error::Dkim(DkimError::FailedBodyHashMatch)) => 1,
+        DkimResult::PermError(Error::Dkim(DkimError::RevokedPublicKey)) => 2,
+        _ => 3,
     }
 }
 
