@@ -770,6 +770,29 @@ mod tests {
     }
 
     #[test]
+    fn rsa_keys_under_1024_bits_are_refused_unless_allowed() {
+        // The 512-bit key dkimpy's tests serve for example._domainkey.canonical.com.
+        let record = b"k=rsa; s=email;p=MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBANmBe10IgY+u7h3enWTukkqtUD5PR52Tb/mPfjC0QJTocVBq6Za/PlzfV+Py92VaCak19F4WrbVTK5Gg5tW220MCAwEAAQ==";
+        let strict = parse_key(record, &Policy::default());
+        assert_eq!(strict.bits, Some(512));
+        assert!(strict.refused.as_deref().unwrap_or("").contains("512 bits"));
+        let lenient = parse_key(
+            record,
+            &Policy {
+                min_rsa_bits: 0,
+                ..Policy::default()
+            },
+        );
+        assert!(lenient.refused.is_none());
+        assert!(matches!(lenient.txt, Txt::DomainKey(_)));
+        let revoked = parse_key(b"v=DKIM1; k=rsa; p=", &Policy::default());
+        assert!(
+            revoked.refused.is_none(),
+            "revoked is its own result, not a refusal"
+        );
+    }
+
+    #[test]
     fn wire_form_converts_lf_and_unquotes() {
         let mut buf = Vec::new();
         assert_eq!(wire_form(b"a\r\nb\r\n", true, &mut buf), b"a\r\nb\r\n");
