@@ -10,7 +10,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mailcensus::headers::{HeaderLimits, Headers, parse_headers};
 use mailcensus::record::{RowOptions, RowWriter, UnitOutput};
 use mailcensus::split::{self, SplitLimits};
-use mailcensus::work::{Item, ItemKind};
+use mailcensus::work::Item;
 use rayon::prelude::*;
 
 const TARGET_BYTES: usize = 128 << 20;
@@ -46,13 +46,7 @@ fn corpus() -> Vec<u8> {
 fn items(data: &[u8]) -> Vec<Item> {
     split::split_all(data, &SplitLimits::default())
         .iter()
-        .map(|e| Item {
-            offset: e.start as u64,
-            length: (e.end - e.start) as u64,
-            start: e.start,
-            end: e.end,
-            kind: ItemKind::Entry(e.kind),
-        })
+        .map(|e| Item::from_entry(e, 0))
         .collect()
 }
 

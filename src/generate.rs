@@ -602,20 +602,13 @@ const YEAR_2024: i64 = 1_704_067_200;
 fn civil(t: i64) -> (i64, usize, i64, i64, i64, i64, usize) {
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::headers::date::civil_from_days(days);
+    // 1970-01-01 was a Thursday.
     let wd = (days + 4).rem_euclid(7) as usize;
     (
         y,
         m as usize,
-        d,
+        i64::from(d),
         secs / 3600,
         secs % 3600 / 60,
         secs % 60,

@@ -562,13 +562,7 @@ fn read_large(
             &opts.stream.split,
             &mut entries,
         );
-        items.extend(entries.iter().map(|e| Item {
-            offset: e.start as u64,
-            length: (e.end - e.start) as u64,
-            start: e.start,
-            end: e.end,
-            kind: ItemKind::Entry(e.kind),
-        }));
+        items.extend(entries.iter().map(|e| Item::from_entry(e, 0)));
         let unit = Work::Messages {
             source: source.clone(),
             data: Bytes::Mapped(map.clone()),
@@ -639,13 +633,7 @@ fn read_small(job: FileJob, opts: &ScanOptions, out: &mut UnitOutput) {
     let items = match format {
         Format::Mbox => split::split_all(&data, &opts.stream.split)
             .iter()
-            .map(|e| Item {
-                offset: e.start as u64,
-                length: (e.end - e.start) as u64,
-                start: e.start,
-                end: e.end,
-                kind: ItemKind::Entry(e.kind),
-            })
+            .map(|e| Item::from_entry(e, 0))
             .collect(),
         // An empty file in a tree of messages is a message that lost its bytes: counted as such.
         Format::NotMail if !job.in_maildir && !data.is_empty() => {

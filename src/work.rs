@@ -41,6 +41,17 @@ pub struct Item {
 }
 
 impl Item {
+    /// The item for an mbox entry found in a block whose first byte is at stream offset `base`.
+    pub fn from_entry(entry: &crate::split::Entry, base: u64) -> Item {
+        Item {
+            offset: base + entry.start as u64,
+            length: (entry.end - entry.start) as u64,
+            start: entry.start,
+            end: entry.end,
+            kind: ItemKind::Entry(entry.kind),
+        }
+    }
+
     /// An item whose bytes were not kept, already known to be malformed.
     pub fn failed(offset: u64, length: u64, reason: Malformed) -> Item {
         Item {

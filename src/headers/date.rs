@@ -296,8 +296,8 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Inverse of `days_from_civil`.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// Inverse of `days_from_civil`: (year, month 1-12, day) of a day count since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

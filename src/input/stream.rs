@@ -225,16 +225,7 @@ fn emit_block(
     source: &Arc<str>,
     sink: &mut Sink<'_>,
 ) -> bool {
-    let items = entries
-        .iter()
-        .map(|e| Item {
-            offset: base + e.start as u64,
-            length: (e.end - e.start) as u64,
-            start: e.start,
-            end: e.end,
-            kind: ItemKind::Entry(e.kind),
-        })
-        .collect();
+    let items = entries.iter().map(|e| Item::from_entry(e, base)).collect();
     sink(Work::Messages {
         source: source.clone(),
         data: Bytes::Owned(block),
@@ -457,16 +448,12 @@ fn emit_rest_as_read_error(
     let items = entries
         .iter()
         .enumerate()
-        .map(|(i, e)| Item {
-            offset: base + e.start as u64,
-            length: (e.end - e.start) as u64,
-            start: e.start,
-            end: e.end,
-            kind: if i + 1 == n {
-                ItemKind::Failed(Malformed::ReadError)
-            } else {
-                ItemKind::Entry(e.kind)
-            },
+        .map(|(i, e)| {
+            let mut item = Item::from_entry(e, base);
+            if i + 1 == n {
+                item.kind = ItemKind::Failed(Malformed::ReadError);
+            }
+            item
         })
         .collect();
     sink(Work::Messages {
