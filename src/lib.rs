@@ -2,10 +2,11 @@
 //!
 //! The pipeline runs in stages, one module each:
 //! [`input`] (find and sniff files, decompress streams) → [`split`] (mbox boundaries) →
-//! [`headers`] (header fields, decoding) → [`auth`] (DKIM verification) → [`classify`] (Received
-//! chain: receipt time, client and origin IP) → [`aggregate`] (totals that merge across workers) → [`output`] (files that appear
-//! only when complete). [`record`] turns one message into CSV rows, [`work`] is the unit of
-//! parallel work, and [`scan`] wires the stages across all cores.
+//! [`headers`] (header fields, decoding) → [`auth`] (DKIM verification) → [`classify`]
+//! (Received chain: receipt time, client and origin IP) → [`aggregate`] (totals that merge
+//! across workers) → [`output`] (files that appear only when complete). [`record`] turns one message into CSV rows, [`work`] is the unit of
+//! parallel work, and [`scan`] wires the stages across all cores. [`generate`] writes synthetic,
+//! DKIM-signed trap corpora with their ground truth.
 
 pub mod aggregate;
 pub mod auth;
