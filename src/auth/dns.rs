@@ -291,7 +291,7 @@ fn to_fqdn(name: &str) -> Option<Name> {
     Some(n)
 }
 
-/// Parse "ADDR[:PORT]": `192.0.2.1`, `192.0.2.1:5353`, `[2001:db8::1]:5353`, `2001:db8::1`,
+/// Parse `ADDR[:PORT]`: `192.0.2.1`, `192.0.2.1:5353`, `[2001:db8::1]:5353`, `2001:db8::1`,
 /// `[2001:db8::1]`. The port defaults to 53. Host names are refused (they would need a resolver).
 pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
     let t = s.trim();
