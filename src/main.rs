@@ -342,6 +342,11 @@ fn fetch_missing_keys(
     store: &mut KeyStore,
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let server = dns::parse_server(server).map_err(|e| anyhow::anyhow!("--dns: {e}"))?;
+    // The key names are collected in a first pass over the inputs; standard input can be read
+    // only once.
+    if args.inputs.iter().any(|p| p.as_os_str() == "-") {
+        anyhow::bail!("--dns reads the inputs twice and cannot be used with `-` (standard input)");
+    }
     let needed = scan::collect_key_names(&args.inputs, opts).context("cannot read the inputs")?;
     let missing: Vec<String> = needed
         .into_iter()
