@@ -344,8 +344,14 @@ fn fetch_missing_keys(
     let server = dns::parse_server(server).map_err(|e| anyhow::anyhow!("--dns: {e}"))?;
     // The key names are collected in a first pass over the inputs; standard input can be read
     // only once.
-    if args.inputs.iter().any(|p| p.as_os_str() == "-") {
-        anyhow::bail!("--dns reads the inputs twice and cannot be used with `-` (standard input)");
+    let once_only = |p: &PathBuf| {
+        p.as_os_str() == "-" || std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir())
+    };
+    if let Some(p) = args.inputs.iter().find(|p| once_only(p)) {
+        anyhow::bail!(
+            "--dns reads the inputs twice and cannot be used with {} (standard input or a pipe)",
+            p.display()
+        );
     }
     let needed = scan::collect_key_names(&args.inputs, opts).context("cannot read the inputs")?;
     let missing: Vec<String> = needed
