@@ -370,7 +370,9 @@ fn fetch_missing_keys(
     let origin = format!("dns:{server}");
     for (name, fetched) in answers {
         match fetched {
-            dns::Fetched::Records(values) => {
+            dns::Fetched::Records(mut values) => {
+                // Servers rotate record order; sorted, the run does not depend on it.
+                values.sort();
                 found += 1;
                 for v in values {
                     store.insert(&name, v, origin.clone());

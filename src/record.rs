@@ -256,7 +256,12 @@ impl<'o> RowWriter<'o> {
             && !headers.dkim_signatures.is_empty()
         {
             let unquote = matches!(item.kind, ItemKind::Entry(_) | ItemKind::Failed(_));
-            let start = headers.message_start.min(msg.len());
+            // Blank lines the header walker tolerated before the first field are not part of
+            // the message as signed.
+            let mut start = headers.message_start.min(msg.len());
+            while start < msg.len() && matches!(msg[start], b'\r' | b'\n') {
+                start += 1;
+            }
             self.verify_dkim(
                 verifier,
                 source,

@@ -414,7 +414,11 @@ impl Verifier {
         // back in header order by the position of its value in the message.
         let mut order: Vec<(usize, Verdictish)> = Vec::new();
         for err in msg.errors.iter() {
-            if err.name.eq_ignore_ascii_case(b"DKIM-Signature") {
+            if err
+                .name
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"DKIM-Signature")
+            {
                 order.push((
                     err.value.as_ptr() as usize,
                     Verdictish::Unparsed(err.value, err.header.clone()),
@@ -547,7 +551,10 @@ impl Verifier {
             if x <= t {
                 res = SigResult::PermError;
                 detail = format!("x= ({x}) not after t= ({t})");
-            } else if (x as i64) < at {
+            } else if i64::try_from(x).is_ok_and(|x| x < at) && res != SigResult::PermError {
+                // Expiry is part of validating the signature field (RFC 6376 §6.1.1), before the
+                // key is fetched (§6.1.2): it outranks key results, but not a signature that is
+                // unusable anyway (missing tags, rsa-sha1, weak key).
                 detail = format!(
                     "x={x} before verification time {at}; otherwise {}{}",
                     res.as_str(),
