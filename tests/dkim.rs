@@ -178,3 +178,137 @@ fn rotated_keys_are_all_tried() {
         "passes found with the second key: {second_key_passes}"
     );
 }
+
+/// Signatures on damaged messages each still get a row with a reason, never silence: a header
+/// line without a colon above the signature, a header block cut off without its final newline,
+/// `l=00`, an `l=` beyond the body, a `d=` with an empty label. Built from a generated message
+/// whose untouched signature passes (checked first, so the edits are what change the verdict).
+#[test]
+fn damaged_signatures_get_a_verdict_with_a_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let generated = tmp.path().join("gen");
+    let ok = bin()
+        .args(["generate", "--messages", "60", "--seed", "41", "--out"])
+        .arg(&generated)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mbox = std::fs::read(generated.join("corpus.mbox")).unwrap();
+    // One-signature messages with `l=` whose signature passes, from the generator's truth.
+    let truth = rows(&generated.join("truth.csv"));
+    let mut per_message: HashMap<&str, Vec<&HashMap<String, String>>> = HashMap::new();
+    for t in &truth {
+        per_message
+            .entry(t["mbox_offset"].as_str())
+            .or_default()
+            .push(t);
+    }
+    let mut offsets: Vec<usize> = mbox
+        .windows(5)
+        .enumerate()
+        .filter(|(i, w)| w == b"From " && (*i == 0 || mbox[i - 1] == b'\n'))
+        .map(|(i, _)| i)
+        .collect();
+    offsets.push(mbox.len());
+    let (start, sig) = per_message
+        .iter()
+        .filter(|(_, sigs)| {
+            sigs.len() == 1 && sigs[0]["expected"] == "pass" && !sigs[0]["l"].is_empty()
+        })
+        .map(|(off, sigs)| (off.parse::<usize>().unwrap(), sigs[0]))
+        .min_by_key(|(off, _)| *off)
+        .expect("a generated message with one passing l= signature");
+    let end = offsets[offsets.iter().position(|&o| o == start).unwrap() + 1];
+    let entry = String::from_utf8(mbox[start..end].to_vec()).unwrap();
+    let l = &sig["l"];
+    let d = &sig["d"];
+
+    let header_end = entry.find("\n\n").unwrap();
+    let header = &entry[..header_end];
+    let sig_at = header.find("\nDKIM-Signature:").unwrap() + 1;
+    let mut sig_end = sig_at + header[sig_at..].find('\n').unwrap() + 1;
+    while header[sig_end..].starts_with([' ', '\t']) {
+        sig_end += header[sig_end..]
+            .find('\n')
+            .map_or(header.len() - sig_end, |i| i + 1);
+    }
+    let signature_field = header[sig_at..sig_end.min(header.len())].trim_end();
+    // Header-only, signature last, no final newline (From_ line kept: it is an mbox entry).
+    let cut = format!(
+        "{}{}\n{}",
+        &header[..sig_at],
+        &header[sig_end.min(header.len())..].trim_start_matches('\n'),
+        signature_field
+    )
+    .replace("\n\n", "\n");
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        ("untouched", entry.clone(), "pass", ""),
+        (
+            "no-colon",
+            entry.replacen(
+                "\nDKIM-Signature:",
+                "\nThis line has no colon\nDKIM-Signature:",
+                1,
+            ),
+            "permerror",
+            "has no colon",
+        ),
+        (
+            "cut",
+            cut.trim_end().to_string(),
+            "permerror",
+            "larger than the canonicalized body",
+        ),
+        (
+            "l-zeros",
+            entry.replacen(&format!("l={l};"), "l=00;", 1),
+            "fail-body",
+            "",
+        ),
+        (
+            "l-beyond",
+            entry.replacen(&format!("l={l};"), "l=99999999;", 1),
+            "permerror",
+            "larger than the canonicalized body",
+        ),
+        (
+            "d-dot",
+            entry.replacen(&format!("d={d};"), &format!("d={d}.;"), 1),
+            "permerror",
+            "not a domain name",
+        ),
+    ];
+    for (name, text, result, detail) in cases {
+        assert!(
+            name == "untouched" || text != entry,
+            "{name}: the edit did not apply"
+        );
+        let file = tmp.path().join(format!("{name}.mbox"));
+        std::fs::write(&file, text.as_bytes()).unwrap();
+        let out = tmp.path().join(format!("out-{name}"));
+        scan_ok(
+            &[
+                file.as_os_str(),
+                os("--keys"),
+                generated.join("keys.zone").as_os_str(),
+            ],
+            &out,
+        );
+        let sigs = rows(&out.join("signatures.csv"));
+        assert_eq!(
+            sigs.len(),
+            1,
+            "{name}: one signature row expected, got {sigs:?}"
+        );
+        assert_eq!(sigs[0]["result"], result, "{name}: {:?}", sigs[0]);
+        assert!(sigs[0]["detail"].contains(detail), "{name}: {:?}", sigs[0]);
+        assert_eq!(sigs[0]["d"].trim_end_matches('.'), d.as_str(), "{name}");
+        if name == "l-zeros" {
+            assert_eq!(sigs[0]["l"], "0", "l=00 is an explicit empty body");
+        }
+    }
+}

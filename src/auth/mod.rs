@@ -347,7 +347,14 @@ impl Verifier {
     ) -> Vec<SignatureVerdict> {
         let header_len = header_block_len(stored);
         let header = wire_form(&stored[..header_len], false, buf);
-        self.verify_parts(header, &stored[header_len..], unquote, at)
+        if header.ends_with(b"\n") || header.is_empty() {
+            return self.verify_parts(header, &stored[header_len..], unquote, at);
+        }
+        // A message cut off inside its header block: on the wire every field ends with CRLF, and
+        // without one the last field (perhaps a signature, or a field it signs) would be lost.
+        let mut whole = header.to_vec();
+        whole.extend_from_slice(b"\r\n");
+        self.verify_parts(&whole, &stored[header_len..], unquote, at)
     }
 
     /// `header`: the header block as on the wire (CRLF, blank line included); `body`: as stored.
@@ -361,19 +368,32 @@ impl Verifier {
         // mail-auth hashes the body while parsing; it is given the header block only (its body
         // hash of nothing is cheap) and the body hashes are computed here, once, instead.
         let Some(mut msg) = AuthenticatedMessage::parse_with_opts(header, None, false) else {
-            return Vec::new();
+            return signature_fields(header)
+                .into_iter()
+                .enumerate()
+                .map(|(n, (_, value, _))| SignatureVerdict {
+                    detail: "the header block could not be parsed".into(),
+                    ..unparsed_verdict(n + 1, value, &Error::ParseError)
+                })
+                .collect();
         };
-        if msg.dkim_headers.is_empty() && msg.errors.is_empty() {
+        if msg.dkim_headers.is_empty()
+            && msg.errors.is_empty()
+            && signature_fields(header).is_empty()
+        {
             return Vec::new();
         }
         // Our own body hashes (RFC-exact l= and relaxed canonicalization).
         let mut canonical = Vec::new();
+        // Canonical body length per body canonicalization, for the `l=` bound check.
+        let mut body_len: [Option<u64>; 2] = [None; 2];
         for (c, ha, l, hash) in msg.body_hashes.iter_mut() {
-            let bc = match c {
-                Canonicalization::Simple => BodyCanon::Simple,
-                Canonicalization::Relaxed => BodyCanon::Relaxed,
+            let (bc, slot) = match c {
+                Canonicalization::Simple => (BodyCanon::Simple, 0),
+                Canonicalization::Relaxed => (BodyCanon::Relaxed, 1),
             };
             canon::canonical_body(body, bc, unquote, &mut canonical);
+            body_len[slot] = Some(canonical.len() as u64);
             let part = canon::limit(&canonical, (*l > 0).then_some(*l));
             *hash = ha.hash(part).as_ref().to_vec();
         }
@@ -389,25 +409,52 @@ impl Verifier {
         }
         // An explicit `l=0` signs no body octets at all (RFC 6376 §3.5), but the crate reads 0
         // as "no l=": give such signatures a body-hash entry of their own.
-        for h in msg.dkim_headers.iter_mut() {
-            if h.header.l == 0 && tag_value(h.value, b"l").is_some_and(|v| v == b"0") {
+        let explicit_zero: Vec<bool> = msg
+            .dkim_headers
+            .iter()
+            .map(|h| {
+                tag_value(h.value, b"l")
+                    .is_some_and(|v| !v.is_empty() && v.iter().all(|&b| b == b'0'))
+            })
+            .collect();
+        for (h, &zero) in msg.dkim_headers.iter_mut().zip(&explicit_zero) {
+            if zero {
                 let ha = HashAlgorithm::from(h.header.a);
+                let empty = ha.hash(&b""[..]).as_ref().to_vec();
                 let key = (h.header.cb, ha, u64::MAX);
-                if !msg
+                // A (saturated) huge l= may have claimed the same key; it fails the length
+                // bound below whatever its hash, so the entry is the empty body's.
+                match msg
                     .body_hashes
-                    .iter()
-                    .any(|(c, a, l, _)| (*c, *a, *l) == key)
+                    .iter_mut()
+                    .find(|(c, a, l, _)| (*c, *a, *l) == key)
                 {
-                    msg.body_hashes.push((
-                        key.0,
-                        key.1,
-                        key.2,
-                        ha.hash(&b""[..]).as_ref().to_vec(),
-                    ));
+                    Some(entry) => entry.3 = empty,
+                    None => msg.body_hashes.push((key.0, key.1, key.2, empty)),
                 }
                 h.header.l = u64::MAX;
             }
         }
+        // RFC 6376 §3.5: l= "MUST NOT be larger than the actual number of octets in the
+        // canonicalized message body".
+        let length_error: Vec<Option<String>> = msg
+            .dkim_headers
+            .iter()
+            .zip(&explicit_zero)
+            .map(|(h, &zero)| {
+                let l = h.header.l;
+                let slot = match h.header.cb {
+                    Canonicalization::Simple => 0,
+                    Canonicalization::Relaxed => 1,
+                };
+                let have = body_len[slot]?;
+                (!zero && l > have).then(|| {
+                    format!(
+                        "l= ({l}) is larger than the canonicalized body ({have} octets) (RFC 6376 §3.5)"
+                    )
+                })
+            })
+            .collect();
         let results = self.run(&msg, &HashMap::new());
         let mut verdicts = Vec::with_capacity(results.len() + msg.errors.len());
         // Signatures that did not parse come first in mail-auth's output; put every signature
@@ -431,6 +478,14 @@ impl Verifier {
                 Verdictish::Parsed(i, results[i].clone()),
             ));
         }
+        // Every DKIM-Signature field gets a verdict, even one mail-auth's parser did not reach
+        // (it stops at a header line that is neither a field nor a continuation).
+        for (field, value, why) in signature_fields(header) {
+            let seen = order.iter().any(|(pos, _)| field.contains(pos));
+            if !seen {
+                order.push((field.start, Verdictish::Unseen(value, why)));
+            }
+        }
         order.sort_by_key(|(pos, _)| *pos);
         for (n, (_, v)) in order.into_iter().enumerate() {
             let verdict = match v {
@@ -440,8 +495,27 @@ impl Verifier {
                     let retried = self.retry_alternatives(&msg, i, &result);
                     let (result, key_index) = retried.unwrap_or((result, 0));
                     let raw = msg.dkim_headers[i].value;
-                    self.parsed_verdict(n + 1, raw, sig, &result, key_index, expiry[i], at)
+                    let mut verdict =
+                        self.parsed_verdict(n + 1, raw, sig, &result, key_index, expiry[i], at);
+                    verdict.l = if explicit_zero[i] {
+                        Some(0)
+                    } else {
+                        (sig.l != 0).then_some(sig.l)
+                    };
+                    if let Some(why) = &length_error[i]
+                        && verdict.result != SigResult::PermError
+                    {
+                        verdict.result = SigResult::PermError;
+                        verdict.detail = why.clone();
+                    }
+                    verdict
                 }
+                Verdictish::Unseen(value, why) => SignatureVerdict {
+                    index: n + 1,
+                    result: SigResult::PermError,
+                    detail: why,
+                    ..unparsed_verdict(n + 1, value, &Error::ParseError)
+                },
             };
             verdicts.push(verdict);
         }
@@ -529,6 +603,12 @@ impl Verifier {
         if let Some(tag) = missing_required_tag(raw) {
             res = SigResult::PermError;
             detail = format!("required tag {tag}= missing (RFC 6376 §3.5)");
+        } else if let Some(tag) = [("d", &sig.d), ("s", &sig.s)]
+            .into_iter()
+            .find_map(|(tag, name)| (!is_domain_name(name)).then_some(tag))
+        {
+            res = SigResult::PermError;
+            detail = format!("{tag}= is not a domain name (empty label) (RFC 6376 §3.5)");
         }
         if sig.a == Algorithm::RsaSha1 {
             // Verified all the same, so the outcome of the cryptography is still reported.
@@ -573,11 +653,7 @@ impl Verifier {
             s: sig.s.clone(),
             a: algorithm_name(sig.a).into(),
             c: format!("{}/{}", canon_name(sig.ch), canon_name(sig.cb)),
-            l: match sig.l {
-                0 => None,
-                u64::MAX => Some(0),
-                l => Some(l),
-            },
+            l: (sig.l != 0).then_some(sig.l),
             result: res,
             detail,
             key_bits: key.and_then(|k| k.bits),
@@ -588,6 +664,17 @@ impl Verifier {
 enum Verdictish<'a> {
     Unparsed(&'a [u8], Error),
     Parsed(usize, DkimResult),
+    /// A signature field mail-auth's parser never reached, with the reason.
+    Unseen(&'a [u8], String),
+}
+
+/// A dot-separated name without empty labels (`a..b`, a leading or trailing dot); the label
+/// characters are left to the key lookup, which also has to take internationalized names.
+fn is_domain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .split('.')
+            .all(|label| !label.is_empty() && !label.bytes().any(|b| b.is_ascii_whitespace()))
 }
 
 fn domain_key_name(sig: &mail_auth::dkim::Signature) -> String {
@@ -682,6 +769,60 @@ fn unparsed_verdict(index: usize, value: &[u8], err: &Error) -> SignatureVerdict
         detail: format!("unusable signature: {err}"),
         key_bits: None,
     }
+}
+
+/// The DKIM-Signature fields of a wire-form header block: each field's address range, its
+/// value, and why a parser that stops at malformed lines may not reach it.
+fn signature_fields(header: &[u8]) -> Vec<(std::ops::Range<usize>, &[u8], String)> {
+    let base = header.as_ptr() as usize;
+    let mut fields = Vec::new();
+    let mut bad_line: Option<usize> = None;
+    let mut current: Option<(usize, usize)> = None; // (field start, value start)
+    let mut finish = |current: Option<(usize, usize)>, end: usize, bad: Option<usize>| {
+        if let Some((start, value)) = current {
+            let why = match bad {
+                Some(line) => format!(
+                    "header line {line} has no colon (RFC 5322 §2.2): the header block is \
+                     malformed before this signature, which cannot be verified"
+                ),
+                None => "signature field not parsed".to_string(),
+            };
+            fields.push((base + start..base + end, &header[value..end], why));
+        }
+    };
+    let mut start = 0;
+    let mut line_no = 0;
+    while start < header.len() {
+        let end = memchr::memchr(b'\n', &header[start..]).map_or(header.len(), |i| start + i + 1);
+        let line = &header[start..end];
+        line_no += 1;
+        let content = line.trim_ascii_end();
+        if content.is_empty() {
+            break;
+        }
+        if matches!(line[0], b' ' | b'\t') && line_no > 1 {
+            // A continuation of the field above (folding, RFC 5322 §2.2.3).
+            start = end;
+            continue;
+        }
+        finish(current.take(), start, bad_line);
+        match memchr::memchr(b':', line) {
+            Some(colon) if !matches!(line[0], b' ' | b'\t') => {
+                if line[..colon]
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(b"DKIM-Signature")
+                {
+                    current = Some((start, start + colon + 1));
+                }
+            }
+            _ => {
+                bad_line.get_or_insert(line_no);
+            }
+        }
+        start = end;
+    }
+    finish(current.take(), start.min(header.len()), bad_line);
+    fields
 }
 
 /// Length of the header block of a stored message, its blank line included (LF or CRLF); the
