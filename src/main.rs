@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mailcensus::auth::dns;
 use mailcensus::auth::keys::{KeyStore, Lookup};
 use mailcensus::auth::{Policy, Verifier, VerifyAt};
+use mailcensus::classify::rules::Rules;
 use mailcensus::scan::{self, ScanError, ScanOptions};
 use mailcensus::{output, summary};
 use std::collections::BTreeMap;
@@ -100,6 +101,14 @@ struct ScanArgs {
     /// Do not verify DKIM (scan only; no signatures.csv).
     #[arg(long)]
     no_dkim: bool,
+    /// Do not group campaigns or look for relay abuse (no campaigns.csv, timeline.csv,
+    /// timeline.svg; the relay_abuse, relay_abuse_reasons and campaign cells stay empty).
+    #[arg(long)]
+    no_campaigns: bool,
+    /// Hop classification rules (host suffixes and networks) instead of the built-in
+    /// data/relay-rules.txt; same format.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
     /// When signatures are judged for x= expiry: `receipt` (each message's receipt time),
     /// `now`, or an RFC 3339 time such as 2022-11-07T17:54:24Z.
     #[arg(long, default_value = "receipt", value_parser = parse_verify_at)]
@@ -212,6 +221,11 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         .with_max_message(args.max_message_mib as usize * (1 << 20));
     opts.rows.header_limits.max_header_bytes = args.max_header_kib as usize * (1 << 10);
     opts.stream.split.max_header_bytes = opts.rows.header_limits.max_header_bytes;
+    opts.campaigns = match (&args.rules, args.no_campaigns) {
+        (_, true) => None,
+        (Some(path), false) => Some(Arc::new(Rules::from_file(path)?)),
+        (None, false) => Some(Arc::new(Rules::builtin())),
+    };
     if !args.no_dkim {
         let mut store = KeyStore::new();
         for path in &args.keys {

@@ -109,6 +109,21 @@ impl PendingFile {
         &self.path
     }
 
+    /// Where the bytes are while the file is pending (for scratch files that are read back and
+    /// never committed).
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Push buffered bytes to the temporary file, so it can be read back.
+    pub fn flush(&mut self) -> Result<(), OutputError> {
+        let tmp = &self.tmp;
+        self.writer.flush().map_err(|source| OutputError::Write {
+            path: tmp.clone(),
+            source,
+        })
+    }
+
     /// Append bytes.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), OutputError> {
         self.writer

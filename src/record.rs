@@ -9,14 +9,15 @@ use std::net::IpAddr;
 
 use crate::aggregate::Totals;
 use crate::auth::{self, SigResult, Verifier, VerifyAt};
-use crate::classify::{self, received::Hop};
+use crate::campaign::MessageFacts;
+use crate::classify::{self, received::Hop, rules::Rules};
 use crate::headers::{self, HeaderLimits, Headers, Malformed, address, date, decode};
 use crate::output::is_formula_like;
 use crate::split::{self, Entry, EntryKind};
 use crate::work::{Item, ItemKind};
 
 /// Columns of `messages.csv`, in order.
-pub const MESSAGE_COLUMNS: [&str; 31] = [
+pub const MESSAGE_COLUMNS: [&str; 34] = [
     "source",
     "offset",
     "length",
@@ -48,7 +49,14 @@ pub const MESSAGE_COLUMNS: [&str; 31] = [
     "ar_dkim",
     "ar_spf",
     "ar_dmarc",
+    "relay_abuse",
+    "relay_abuse_reasons",
+    "campaign",
 ];
+
+/// Cells a worker fills; the last three columns are decided over the whole corpus
+/// ([`crate::campaign`]) and appended to each row afterwards.
+pub const WORKER_COLUMNS: usize = 31;
 
 /// Columns of `signatures.csv`, in order.
 pub const SIGNATURE_COLUMNS: [&str; 12] = [
@@ -86,6 +94,12 @@ pub struct UnitOutput {
     pub received_csv: Vec<u8>,
     pub signatures_csv: Vec<u8>,
     pub totals: Totals,
+    /// One per message row, when campaigns are on.
+    pub facts: Vec<MessageFacts>,
+    /// Evidence keys of the facts (each fact names its slice).
+    pub fact_keys: Vec<u64>,
+    /// From-domain texts of the facts.
+    pub fact_text: Vec<u8>,
 }
 
 /// Settings that shape rows.
@@ -104,6 +118,10 @@ pub struct RowOptions {
 pub struct RowWriter<'o> {
     opts: RowOptions,
     verifier: Option<&'o Verifier>,
+    /// Hop classification rules; `None` when campaigns and relay abuse are off.
+    rules: Option<&'o Rules>,
+    landing: Vec<String>,
+    text: String,
     /// Verification time for `VerifyAt::Now`: the start of the run, the same for every message.
     now: i64,
     wire: Vec<u8>,
@@ -133,6 +151,9 @@ impl<'o> RowWriter<'o> {
         RowWriter {
             opts,
             verifier,
+            rules: None,
+            landing: Vec::new(),
+            text: String::new(),
             now,
             wire: Vec::new(),
             out,
@@ -142,6 +163,12 @@ impl<'o> RowWriter<'o> {
             times: Vec::new(),
             hop_prefix: Vec::new(),
         }
+    }
+
+    /// Also gather campaign and relay-abuse facts, classifying hops with `rules`.
+    pub fn with_rules(mut self, rules: Option<&'o Rules>) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// Write the rows for one item of a unit whose bytes are `data`.
@@ -278,7 +305,13 @@ impl<'o> RowWriter<'o> {
         if !self.lossy.is_empty() {
             self.out.totals.lossy_messages += 1;
         }
+        let row_start = self.out.messages_csv.len();
         self.write_message_row();
+        if let Some(rules) = self.rules {
+            let body = &msg[headers.body_start.min(msg.len())..];
+            let row_len = (self.out.messages_csv.len() - row_start) as u32;
+            self.campaign_facts(rules, body, headers, hops, received_at, row_len);
+        }
         if self.opts.received_rows {
             self.write_hop_rows(source, item.offset, hops);
         }
@@ -502,14 +535,140 @@ impl<'o> RowWriter<'o> {
         const NUMERIC: [usize; 5] = [1, 2, 10, 13, 15];
         let raw = self.opts.raw_cells;
         let out = &mut self.out.messages_csv;
-        for (i, cell) in self.cells.iter().enumerate() {
+        for (i, cell) in self.cells[..WORKER_COLUMNS].iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             let guard = !raw && !NUMERIC.contains(&i) && is_formula_like(cell);
             write_cell(out, cell, guard, &mut self.scratch);
         }
+        if self.rules.is_none() {
+            // Campaigns off: the corpus-wide columns stay empty.
+            out.extend_from_slice(b",,,");
+        }
         out.push(b'\n');
+    }
+
+    /// The message's facts for the corpus-wide stage: relay evidence, evidence keys, hashed
+    /// values to count. Reads the cells already filled for the row.
+    fn campaign_facts(
+        &mut self,
+        rules: &Rules,
+        body: &[u8],
+        h: &Headers<'_>,
+        hops: &[Hop<'_>],
+        received_at: Option<i64>,
+        row_len: u32,
+    ) {
+        use crate::campaign::DkimClass;
+        use crate::classify::evidence::{self, key};
+        let cell = |c: &Vec<Vec<u8>>, i: usize| String::from_utf8_lossy(&c[i]).into_owned();
+        let from_domain = cell(&self.cells, 6).to_ascii_lowercase();
+        let from_org = if from_domain.is_empty() {
+            String::new()
+        } else {
+            auth::organizational_domain(&from_domain)
+        };
+        // Our own verdict when we have one; otherwise what the trap recorded at receipt.
+        let ours = &self.cells[25];
+        let judged =
+            self.verifier.is_some() && !matches!(ours.as_slice(), b"" | b"no-key" | b"temperror");
+        let (dkim, aligned, recorded) = if judged {
+            let class = match ours.as_slice() {
+                b"pass" => DkimClass::Pass,
+                b"none" => DkimClass::None,
+                _ => DkimClass::Fail,
+            };
+            (class, self.cells[27] == b"true", false)
+        } else {
+            let ar_dkim = self.cells[28].as_slice();
+            let class = match ar_dkim {
+                b"pass" => DkimClass::Pass,
+                b"" | b"none" => DkimClass::None,
+                _ => DkimClass::Fail,
+            };
+            let aligned = ar_dkim == b"pass" && self.cells[30] == b"pass";
+            (class, aligned, true)
+        };
+        let tenant_domain = h
+            .originator_org
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        let relay = crate::classify::relay::evidence(
+            rules,
+            hops,
+            tenant_domain.as_deref(),
+            &from_org,
+            aligned,
+            recorded,
+        );
+        let tenant_text = cell(&self.cells, 19)
+            .trim()
+            .trim_matches(|c| c == '{' || c == '}')
+            .to_ascii_lowercase();
+        let tenant = if tenant_text.is_empty() {
+            0
+        } else {
+            key(b'T', tenant_text.as_bytes())
+        };
+
+        let keys_start = self.out.fact_keys.len();
+        let keys = &mut self.out.fact_keys;
+        evidence::landing_domains(body, &from_org, &mut self.landing);
+        for d in &self.landing {
+            keys.push(key(b'L', d.as_bytes()));
+        }
+        if tenant != 0 {
+            keys.push(tenant);
+        }
+        let family = if from_org.is_empty() {
+            0
+        } else {
+            evidence::sender_family(&from_org, &mut self.text);
+            key(b'F', self.text.as_bytes())
+        };
+        let origin = classify::origin_ip(hops);
+        let mut origin_net = 0;
+        if let Some(ip) = origin {
+            evidence::network_text(&ip, &mut self.text);
+            origin_net = key(b'N', self.text.as_bytes());
+            // Shared infrastructure (Microsoft, gateways, mailbox providers) links nothing.
+            if rules.ip(&ip).is_none() {
+                keys.push(origin_net);
+            }
+        }
+        let keys_len = (keys.len() - keys_start).min(255);
+        keys.truncate(keys_start + keys_len);
+        let recipient =
+            h.to.first()
+                .and_then(|v| address::first_address(v))
+                .map_or(0, |a| key(b'R', a.to_ascii_lowercase().as_bytes()));
+        let text_start = self.out.fact_text.len();
+        let from_bytes = &from_domain.as_bytes()[..from_domain.len().min(1024)];
+        self.out.fact_text.extend_from_slice(from_bytes);
+        self.out.facts.push(MessageFacts {
+            row_len,
+            at: received_at.unwrap_or(i64::MIN),
+            dkim,
+            aligned_pass: aligned,
+            relay,
+            brand: if from_org.is_empty() {
+                0
+            } else {
+                key(b'B', from_org.as_bytes())
+            },
+            family,
+            tenant,
+            from_domain: if from_domain.is_empty() {
+                0
+            } else {
+                key(b'F', from_domain.as_bytes())
+            },
+            origin_ip: origin.map_or(0, |ip| key(b'I', ip.to_string().as_bytes())),
+            origin_net,
+            recipient,
+            keys: (keys_start as u32, keys_len as u8),
+            from_text: (text_start as u32, from_bytes.len() as u16),
+        });
     }
 
     fn write_hop_rows(&mut self, source: &str, offset: u64, hops: &[Hop<'_>]) {
@@ -639,7 +798,7 @@ pub(crate) fn push_u64(cell: &mut Vec<u8>, n: u64) {
 
 /// One CSV cell: quoted when it holds a comma, quote or line break (RFC 4180), prefixed with `'`
 /// when `guard` is set so spreadsheets show it as text instead of running it.
-fn write_cell(out: &mut Vec<u8>, cell: &[u8], guard: bool, scratch: &mut Vec<u8>) {
+pub(crate) fn write_cell(out: &mut Vec<u8>, cell: &[u8], guard: bool, scratch: &mut Vec<u8>) {
     let special = |b: &u8| matches!(b, b',' | b'"' | b'\n' | b'\r');
     // Most cells are short: a plain scan beats two SIMD searches with their set-up.
     let needs_quotes = guard

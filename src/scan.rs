@@ -20,7 +20,9 @@ use thiserror::Error;
 
 use crate::aggregate::Totals;
 use crate::auth::Verifier;
+use crate::campaign::{CampaignReport, Grouping};
 use crate::classify::received::Hop;
+use crate::classify::rules::Rules;
 use crate::headers::Headers;
 use crate::input::stream::{self, Sink, StreamLimits};
 use crate::input::{self, Format, Found, SNIFF_BYTES};
@@ -46,6 +48,9 @@ pub struct ScanOptions {
     pub small_file_bytes: u64,
     /// DKIM verification (None: `--no-dkim`).
     pub dkim: Option<Arc<Verifier>>,
+    /// Campaign grouping and relay-abuse detection with these hop rules (None:
+    /// `--no-campaigns`).
+    pub campaigns: Option<Arc<Rules>>,
     /// The run's start time (Unix seconds), the verification time of `--verify-at now`.
     pub now: i64,
 }
@@ -59,6 +64,7 @@ impl Default for ScanOptions {
             stream: StreamLimits::default(),
             small_file_bytes: 1 << 20,
             dkim: None,
+            campaigns: Some(Arc::new(Rules::builtin())),
             now: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
@@ -87,6 +93,8 @@ pub struct ScanReport {
     pub threads: usize,
     /// Result files written, in commit order.
     pub outputs: Vec<PathBuf>,
+    /// Campaigns and relay abuse (None with `--no-campaigns`).
+    pub campaigns: Option<CampaignReport>,
 }
 
 /// Run a scan of `inputs` into `out_dir`. `progress` is called from the writing thread after
@@ -100,8 +108,17 @@ pub fn scan(
 ) -> Result<ScanReport, ScanError> {
     let started = Instant::now();
     output::ensure_dir(out_dir)?;
-    let mut messages = PendingFile::create(out_dir, "messages.csv")?;
+    // With campaigns on, rows first go to a scratch file: their last three cells are decided
+    // once the whole corpus has been seen.
+    let mut messages = match opts.campaigns {
+        Some(_) => PendingFile::create(out_dir, "messages-stage-one.csv")?,
+        None => PendingFile::create(out_dir, "messages.csv")?,
+    };
     messages.write_all(&record::header_line(&record::MESSAGE_COLUMNS))?;
+    let mut grouping = match opts.campaigns {
+        Some(_) => Some(Grouping::new(out_dir)?),
+        None => None,
+    };
     let mut signatures = match opts.dkim {
         Some(_) => Some(PendingFile::create(out_dir, "signatures.csv")?),
         None => None,
@@ -129,6 +146,10 @@ pub fn scan(
             }
             let written = messages
                 .write_all(&out.messages_csv)
+                .and_then(|()| match &mut grouping {
+                    Some(g) => g.add_unit(out),
+                    None => Ok(()),
+                })
                 .and_then(|()| match &mut received {
                     Some(r) => r.write_all(&out.received_csv),
                     None => Ok(()),
@@ -159,6 +180,25 @@ pub fn scan(
         return Err(ScanError::Interrupted);
     }
     totals.notes.sort();
+    let (messages, group_files, campaigns) = match grouping {
+        Some(g) => {
+            messages.flush()?;
+            let grouped = g.finish(messages.temp_path(), out_dir, opts.rows.raw_cells)?;
+            // The stage-one rows are scratch; dropping the file removes it.
+            drop(messages);
+            let mut files = grouped.files.into_iter();
+            let final_messages = files.next().ok_or(ScanError::Incomplete)?;
+            (
+                final_messages,
+                files.collect::<Vec<_>>(),
+                Some(grouped.report),
+            )
+        }
+        None => (messages, Vec::new(), None),
+    };
+    if INTERRUPTED.load(Ordering::SeqCst) || output::aborted() {
+        return Err(ScanError::Interrupted);
+    }
     let mut report = ScanReport {
         totals,
         elapsed: started.elapsed(),
@@ -166,14 +206,20 @@ pub fn scan(
         outputs: std::iter::once(&messages)
             .chain(received.as_ref())
             .chain(signatures.as_ref())
+            .chain(group_files.iter())
             .map(|f| f.path().to_path_buf())
             .collect(),
+        campaigns,
     };
     let mut summary_file = PendingFile::create(out_dir, "summary.json")?;
     report.outputs.push(summary_file.path().to_path_buf());
     summary_file.write_all(&summary(&report))?;
-    let files = [Some(messages), received, signatures, Some(summary_file)];
-    output::commit(files.into_iter().flatten().collect()).map_err(|e| match e {
+    let files = [Some(messages), received, signatures]
+        .into_iter()
+        .flatten()
+        .chain(group_files)
+        .chain(std::iter::once(summary_file));
+    output::commit(files.collect()).map_err(|e| match e {
         OutputError::Interrupted => ScanError::Interrupted,
         e => ScanError::Output(e),
     })?;
@@ -603,7 +649,8 @@ pub fn run(work: Work, opts: &ScanOptions, out: &mut UnitOutput) {
             data,
             items,
         } => {
-            let mut rows = RowWriter::with_verifier(opts.rows, opts.dkim.as_deref(), opts.now, out);
+            let mut rows = RowWriter::with_verifier(opts.rows, opts.dkim.as_deref(), opts.now, out)
+                .with_rules(opts.campaigns.as_deref());
             let mut headers: Headers<'_> = Headers::default();
             let mut hops: Vec<Hop<'_>> = Vec::new();
             for item in &items {

@@ -75,6 +75,7 @@ pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions)
             "key_names_missing": t.missing_keys.len(),
             "missing_keys": t.missing_keys.iter().take(1000).collect::<Vec<_>>(),
         })),
+        "campaigns": report.campaigns.as_ref(),
         "unreadable": unreadable,
         "skipped": skipped,
         "run": {
@@ -128,6 +129,23 @@ pub fn human_summary(report: &ScanReport) -> String {
             verdicts.join(", "),
             t.dkim_aligned
         ));
+    }
+    if let Some(c) = &report.campaigns {
+        s.push_str(&format!(
+            "  campaigns: {} ({} messages); relay abuse: {} messages ({} candidates: aligned pass through Microsoft 365 and a gateway)\n",
+            c.campaigns, c.messages_in_campaigns, c.relay_abuse, c.relay_abuse_candidates
+        ));
+        for l in c.largest.iter().take(5) {
+            s.push_str(&format!(
+                "    {} {} msgs ({} relay abuse) {} .. {} e.g. {:?}\n",
+                l.campaign,
+                l.messages,
+                l.relay_abuse,
+                l.first_seen.get(..10).unwrap_or(""),
+                l.last_seen.get(..10).unwrap_or(""),
+                l.example_subject.chars().take(60).collect::<String>()
+            ));
+        }
     }
     let skipped = t.skipped_by_reason();
     if !skipped.is_empty() {

@@ -2,9 +2,14 @@
 //!
 //! Takes a message's parsed Received hops (topmost first, as in the header) and gives the receipt
 //! time, the client IP (who handed the message to the trap), the origin IP (the earliest public
-//! address in the chain) and a readable relay path. Parsing one Received field is in [`received`].
+//! address in the chain) and a readable relay path. Parsing one Received field is in [`received`];
+//! what infrastructure a hop belongs to in [`rules`]; the relay-abuse evidence of a message in
+//! [`relay`]; the campaign evidence keys in [`evidence`].
 
+pub mod evidence;
 pub mod received;
+pub mod relay;
+pub mod rules;
 
 use std::net::IpAddr;
 

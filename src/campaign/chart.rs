@@ -1,0 +1,167 @@
+//! `timeline.svg`: messages per day for the largest campaigns and for relay abuse, drawn with
+//! plotters' SVG backend (axes with dates, a legend, a title), readable without any other file.
+
+use std::collections::BTreeMap;
+
+use plotters::prelude::*;
+
+/// Campaigns drawn, largest first.
+pub const CHART_CAMPAIGNS: usize = 6;
+
+/// The lines to draw: name and messages per day (day number → messages).
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    pub lines: Vec<(String, BTreeMap<i64, u64>)>,
+    /// Relay-abuse messages per day, over all campaigns and outside them.
+    pub relay_abuse: BTreeMap<i64, u64>,
+}
+
+impl Series {
+    /// From campaigns (id, messages, per-day (messages, relay abuse)), largest first, and the
+    /// per-day counts of messages outside any campaign.
+    pub fn from_campaigns<'a>(
+        campaigns: impl Iterator<Item = (&'a str, u64, &'a BTreeMap<i64, (u64, u64)>)>,
+        outside: &BTreeMap<i64, (u64, u64)>,
+    ) -> Series {
+        let mut s = Series::default();
+        for (i, (id, messages, per_day)) in campaigns.enumerate() {
+            for (d, (_, a)) in per_day {
+                if *a > 0 {
+                    *s.relay_abuse.entry(*d).or_default() += a;
+                }
+            }
+            if i < CHART_CAMPAIGNS {
+                s.lines.push((
+                    format!("campaign {id} ({messages} msgs)"),
+                    per_day.iter().map(|(d, (n, _))| (*d, *n)).collect(),
+                ));
+            }
+        }
+        for (d, (_, a)) in outside {
+            if *a > 0 {
+                *s.relay_abuse.entry(*d).or_default() += a;
+            }
+        }
+        s
+    }
+}
+
+/// The SVG document.
+pub fn render(series: &Series) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1100, 560)).into_drawing_area();
+        // Drawing into a string cannot fail for I/O reasons; an error would only lose the chart.
+        let _ = draw(&root, series);
+        let _ = root.present();
+    }
+    svg
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    series: &Series,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let all_days = series
+        .lines
+        .iter()
+        .flat_map(|(_, m)| m.keys())
+        .chain(series.relay_abuse.keys());
+    let (lo, hi) = all_days.fold((i64::MAX, i64::MIN), |(lo, hi), d| (lo.min(*d), hi.max(*d)));
+    let (lo, hi) = if lo > hi {
+        (0, 1)
+    } else {
+        (lo, hi.max(lo + 1))
+    };
+    let top = series
+        .lines
+        .iter()
+        .flat_map(|(_, m)| m.values())
+        .chain(series.relay_abuse.values())
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            "Messages per day (UTC): largest campaigns and relay abuse",
+            ("sans-serif", 22),
+        )
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(lo..hi, 0u64..(top + top / 10 + 1))?;
+    chart
+        .configure_mesh()
+        .x_desc("day")
+        .y_desc("messages")
+        .x_labels(8)
+        .x_label_formatter(&|d| super::day_text(*d))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let palette = [
+        RGBColor(31, 119, 180),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(23, 190, 207),
+        RGBColor(127, 127, 127),
+    ];
+    for (i, (name, per_day)) in series.lines.iter().enumerate() {
+        let color = palette[i % palette.len()];
+        chart
+            .draw_series(LineSeries::new(
+                filled_days(lo, hi, per_day),
+                color.stroke_width(2),
+            ))?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    if !series.relay_abuse.is_empty() {
+        let total: u64 = series.relay_abuse.values().sum();
+        chart
+            .draw_series(LineSeries::new(
+                filled_days(lo, hi, &series.relay_abuse),
+                RED.stroke_width(3),
+            ))?
+            .label(format!("relay abuse, all campaigns ({total} msgs)"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(3)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    Ok(())
+}
+
+/// Every day of the range, with 0 where nothing came, so lines fall to the axis between waves.
+fn filled_days(lo: i64, hi: i64, per_day: &BTreeMap<i64, u64>) -> Vec<(i64, u64)> {
+    (lo..=hi)
+        .map(|d| (d, per_day.get(&d).copied().unwrap_or(0)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chart_has_dates_a_legend_and_a_line_per_series() {
+        let mut per_day = BTreeMap::new();
+        per_day.insert(19_800, (5, 2));
+        per_day.insert(19_805, (9, 0));
+        let outside = BTreeMap::new();
+        let s = Series::from_campaigns(std::iter::once(("00ab", 14u64, &per_day)), &outside);
+        let svg = render(&s);
+        assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+        assert!(svg.contains("2024-03-18"), "a date label");
+        assert!(svg.contains("campaign 00ab (14 msgs)"));
+        assert!(svg.contains("relay abuse, all campaigns (2 msgs)"));
+        assert!(svg.matches("<polyline").count() >= 2, "two lines");
+    }
+}

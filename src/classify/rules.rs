@@ -1,0 +1,388 @@
+//! Hop classification rules: which mail infrastructure a Received hop's host or address belongs
+//! to (Microsoft 365 front end / internal / outbound / high-risk pool, a secure email gateway, a
+//! free-mail provider).
+//!
+//! Takes a rules text (`data/relay-rules.txt` is built in; `--rules FILE` replaces it) and gives
+//! [`Rules`], which classifies a host name by its longest matching suffix (one aho-corasick pass
+//! over the name, ASCII case-insensitive) and an address by the narrowest matching network.
+//!
+//! Format, one rule per line, `#` starts a comment:
+//! ```text
+//! # kind  class            provider    pattern
+//! suffix  m365-frontend    microsoft   .mail.protection.outlook.com
+//! net     m365-hrdp        microsoft   40.95.0.0/16
+//! ```
+//! A `suffix` pattern matches the name itself (without the leading dot) or any name ending with
+//! it at a label boundary; `net` takes an IPv4 or IPv6 network in CIDR notation.
+
+use std::net::IpAddr;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use thiserror::Error;
+
+/// The rules shipped with the tool.
+pub const BUILTIN_RULES: &str = include_str!("../../data/relay-rules.txt");
+
+/// What kind of infrastructure a hop belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HopClass {
+    /// Exchange Online Protection inbound front ends (`*.mail.protection.outlook.com`).
+    M365Frontend,
+    /// Mailbox and transport servers inside Exchange Online (`*.prod.outlook.com`).
+    M365Internal,
+    /// Exchange Online outbound (`*.outbound.protection.outlook.com`, EOP outbound ranges).
+    M365Outbound,
+    /// Microsoft's high-risk delivery pool (40.95.0.0/16).
+    M365Hrdp,
+    /// A third-party secure email gateway or hygiene relay (Proofpoint, Mimecast, ...).
+    Seg,
+    /// A large mailbox provider (Gmail, Yahoo, GMX, ...).
+    Freemail,
+    /// Nothing in the rules.
+    Other,
+}
+
+impl HopClass {
+    pub const ALL: [HopClass; 7] = [
+        HopClass::M365Frontend,
+        HopClass::M365Internal,
+        HopClass::M365Outbound,
+        HopClass::M365Hrdp,
+        HopClass::Seg,
+        HopClass::Freemail,
+        HopClass::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HopClass::M365Frontend => "m365-frontend",
+            HopClass::M365Internal => "m365-internal",
+            HopClass::M365Outbound => "m365-outbound",
+            HopClass::M365Hrdp => "m365-hrdp",
+            HopClass::Seg => "seg",
+            HopClass::Freemail => "freemail",
+            HopClass::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HopClass> {
+        HopClass::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Part of Microsoft 365 (Exchange Online).
+    pub fn is_m365(self) -> bool {
+        matches!(
+            self,
+            HopClass::M365Frontend
+                | HopClass::M365Internal
+                | HopClass::M365Outbound
+                | HopClass::M365Hrdp
+        )
+    }
+}
+
+/// A rules file that cannot be used.
+#[derive(Debug, Error)]
+pub enum RulesError {
+    #[error("rules line {line}: {why}")]
+    Syntax { line: usize, why: String },
+    #[error("cannot read rules file {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("rules: {0}")]
+    Build(String),
+}
+
+/// One classification: the class and the provider named in the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Match<'r> {
+    pub class: HopClass,
+    pub provider: &'r str,
+}
+
+#[derive(Debug, Clone)]
+struct Net {
+    /// Network address as 128 bits (IPv4 mapped into ::ffff:0:0/96).
+    addr: u128,
+    /// Prefix length over the 128 bits.
+    prefix: u32,
+    class: HopClass,
+    provider: usize,
+}
+
+/// Compiled hop classification rules.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    suffixes: Vec<(String, HopClass, usize)>,
+    matcher: AhoCorasick,
+    nets: Vec<Net>,
+    providers: Vec<String>,
+}
+
+impl Rules {
+    /// The built-in rules (`data/relay-rules.txt`).
+    pub fn builtin() -> Rules {
+        Rules::parse(BUILTIN_RULES).expect("the built-in rules parse (checked by a unit test)")
+    }
+
+    /// Read a rules file.
+    pub fn from_file(path: &std::path::Path) -> Result<Rules, RulesError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Rules::parse(&text)
+    }
+
+    /// Parse a rules text (format in the module documentation).
+    pub fn parse(text: &str) -> Result<Rules, RulesError> {
+        let mut suffixes = Vec::new();
+        let mut nets = Vec::new();
+        let mut providers: Vec<String> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let syntax = |why: String| RulesError::Syntax { line: i + 1, why };
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let [kind, class, provider, pattern] = words[..] else {
+                return Err(syntax(format!(
+                    "expected `kind class provider pattern`, got {} words",
+                    words.len()
+                )));
+            };
+            let class = HopClass::parse(class)
+                .filter(|c| *c != HopClass::Other)
+                .ok_or_else(|| syntax(format!("unknown class {class:?}")))?;
+            let provider = match providers.iter().position(|p| p == provider) {
+                Some(p) => p,
+                None => {
+                    providers.push(provider.to_string());
+                    providers.len() - 1
+                }
+            };
+            match kind {
+                "suffix" => {
+                    let p = pattern.trim_end_matches('.').to_ascii_lowercase();
+                    let p = if p.starts_with('.') {
+                        p
+                    } else {
+                        format!(".{p}")
+                    };
+                    if p.len() < 2 || p.contains("..") {
+                        return Err(syntax(format!("bad host suffix {pattern:?}")));
+                    }
+                    suffixes.push((p, class, provider));
+                }
+                "net" => {
+                    let (addr, prefix) = parse_cidr(pattern)
+                        .ok_or_else(|| syntax(format!("bad network {pattern:?}")))?;
+                    nets.push(Net {
+                        addr,
+                        prefix,
+                        class,
+                        provider,
+                    });
+                }
+                other => return Err(syntax(format!("unknown kind {other:?}"))),
+            }
+        }
+        let matcher = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(suffixes.iter().map(|(p, _, _)| p.as_bytes()))
+            .map_err(|e| RulesError::Build(e.to_string()))?;
+        // Narrowest network first, so the first hit is the most specific.
+        nets.sort_by(|a, b| b.prefix.cmp(&a.prefix).then(a.addr.cmp(&b.addr)));
+        Ok(Rules {
+            suffixes,
+            matcher,
+            nets,
+            providers,
+        })
+    }
+
+    /// Number of rules (suffixes and networks).
+    pub fn len(&self) -> usize {
+        self.suffixes.len() + self.nets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Classify a host name by its longest matching suffix.
+    pub fn host(&self, host: &[u8]) -> Option<Match<'_>> {
+        let host = host.strip_suffix(b".").unwrap_or(host);
+        if host.is_empty() {
+            return None;
+        }
+        // Matching `.` + host lets a suffix match the whole name; the automaton runs over the
+        // name only and the leading dot is checked by hand.
+        let mut best: Option<(usize, usize)> = None; // (pattern length, rule)
+        for m in self.matcher.find_overlapping_iter(host) {
+            if m.end() != host.len() {
+                continue;
+            }
+            let len = m.end() - m.start();
+            if best.is_none_or(|(l, _)| len > l) {
+                best = Some((len, m.pattern().as_usize()));
+            }
+        }
+        // The whole name equal to a suffix without its dot (`pphosted.com` itself).
+        for (i, (p, _, _)) in self.suffixes.iter().enumerate() {
+            if p.len() - 1 == host.len()
+                && p.as_bytes()[1..].eq_ignore_ascii_case(host)
+                && best.is_none_or(|(l, _)| host.len() + 1 > l)
+            {
+                best = Some((host.len() + 1, i));
+            }
+        }
+        best.map(|(_, i)| {
+            let (_, class, provider) = &self.suffixes[i];
+            Match {
+                class: *class,
+                provider: &self.providers[*provider],
+            }
+        })
+    }
+
+    /// Classify an address by the narrowest network that holds it.
+    pub fn ip(&self, ip: &IpAddr) -> Option<Match<'_>> {
+        let a = to_u128(ip);
+        self.nets
+            .iter()
+            .find(|n| in_net(a, n.addr, n.prefix))
+            .map(|n| Match {
+                class: n.class,
+                provider: &self.providers[n.provider],
+            })
+    }
+}
+
+fn to_u128(ip: &IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => u128::from(v4.to_ipv6_mapped()),
+            None => u128::from(*v6),
+        },
+    }
+}
+
+fn in_net(a: u128, net: u128, prefix: u32) -> bool {
+    prefix == 0 || (a ^ net) >> (128 - prefix) == 0
+}
+
+fn parse_cidr(s: &str) -> Option<(u128, u32)> {
+    let (addr, prefix) = s.split_once('/')?;
+    let ip: IpAddr = addr.parse().ok()?;
+    let prefix: u32 = prefix.parse().ok()?;
+    let (bits, offset) = match ip {
+        IpAddr::V4(_) => (32, 96),
+        IpAddr::V6(_) => (128, 0),
+    };
+    if prefix > bits {
+        return None;
+    }
+    let full = prefix + offset;
+    let a = to_u128(&ip);
+    let masked = if full == 0 {
+        0
+    } else {
+        a & (u128::MAX << (128 - full))
+    };
+    Some((masked, full))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &str = "\
+# test rules
+suffix m365-frontend microsoft .mail.protection.outlook.com
+suffix m365-outbound microsoft .outbound.protection.outlook.com
+suffix m365-internal microsoft .prod.outlook.com
+suffix seg proofpoint .pphosted.com   # customer relays
+net m365-hrdp microsoft 40.95.0.0/16
+net m365-outbound microsoft 40.92.0.0/15
+net seg example 2001:db8::/32
+";
+
+    #[test]
+    fn hosts_take_the_longest_suffix_at_a_label_boundary() {
+        let r = Rules::parse(RULES).unwrap();
+        let class = |h: &str| r.host(h.as_bytes()).map(|m| m.class);
+        assert_eq!(class("mx0b-00123456.pphosted.com"), Some(HopClass::Seg));
+        assert_eq!(class("PPHOSTED.COM."), Some(HopClass::Seg));
+        assert_eq!(class("notpphosted.com"), None);
+        assert_eq!(
+            class("AM6EUR05FT012.eop-eur05.prod.protection.outlook.com"),
+            None
+        );
+        assert_eq!(
+            class("mail-am6eur05on2100.outbound.protection.outlook.com"),
+            Some(HopClass::M365Outbound)
+        );
+        assert_eq!(
+            class("DB8PR04MB1234.eurprd04.prod.outlook.com"),
+            Some(HopClass::M365Internal)
+        );
+        assert_eq!(
+            class("contoso-com.mail.protection.outlook.com"),
+            Some(HopClass::M365Frontend)
+        );
+        assert_eq!(
+            r.host(b"x.pphosted.com").map(|m| m.provider),
+            Some("proofpoint")
+        );
+    }
+
+    #[test]
+    fn addresses_take_the_narrowest_network() {
+        let r = Rules::parse(RULES).unwrap();
+        let class = |ip: &str| r.ip(&ip.parse().unwrap()).map(|m| m.class);
+        assert_eq!(class("40.95.12.3"), Some(HopClass::M365Hrdp));
+        assert_eq!(class("40.93.1.1"), Some(HopClass::M365Outbound));
+        assert_eq!(class("40.94.1.1"), None);
+        assert_eq!(class("::ffff:40.95.0.1"), Some(HopClass::M365Hrdp));
+        assert_eq!(class("2001:db8:1::5"), Some(HopClass::Seg));
+        assert_eq!(class("2001:db9::5"), None);
+    }
+
+    #[test]
+    fn bad_rules_name_their_line() {
+        for bad in [
+            "suffix m365-frontend microsoft",
+            "suffix nonsense x .a.com",
+            "net seg x 40.95.0.0/33",
+            "host seg x .a.com",
+        ] {
+            let text = format!("# ok\n{bad}\n");
+            match Rules::parse(&text) {
+                Err(RulesError::Syntax { line: 2, .. }) => {}
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn builtin_rules_parse_and_know_the_echospoofing_hosts() {
+        let r = Rules::builtin();
+        assert!(r.len() >= 10, "{} rules", r.len());
+        let class = |h: &str| r.host(h.as_bytes()).map(|m| m.class);
+        assert_eq!(class("mx0a-00252a01.pphosted.com"), Some(HopClass::Seg));
+        assert_eq!(
+            class("xyz.mail.protection.outlook.com"),
+            Some(HopClass::M365Frontend)
+        );
+        assert_eq!(
+            r.ip(&"40.95.1.2".parse().unwrap()).map(|m| m.class),
+            Some(HopClass::M365Hrdp)
+        );
+    }
+}
