@@ -401,8 +401,13 @@ const SELECTORS: [&str; 14] = [
 const OLD_SELECTORS: [&str; 4] = ["old2019", "s2018", "legacy", "dkim2020"];
 const MISSING_SELECTORS: [&str; 4] = ["s2048", "mx2023", "rotated", "new1"];
 
-fn make_domains(rng: &mut Rng, nkeys: usize, count: usize, start_key: usize) -> Vec<Domain> {
-    let mut seen = std::collections::BTreeSet::new();
+fn make_domains(
+    rng: &mut Rng,
+    nkeys: usize,
+    count: usize,
+    start_key: usize,
+    seen: &mut std::collections::BTreeSet<String>,
+) -> Vec<Domain> {
     let mut out = Vec::new();
     let mut k = start_key;
     while out.len() < count {
@@ -447,6 +452,285 @@ fn domain_with_selectors(
         revoked: (rng.pick(&OLD_SELECTORS).to_string(), rng.below(nkeys)),
         missing: rng.pick(&MISSING_SELECTORS).to_string(),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams: campaigns, brand mail and noise.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamKind {
+    /// A spam campaign: a family of rotating sender domains, a few landing hosts, a few subject
+    /// templates, senders in one or two networks.
+    Spam,
+    /// EchoSpoofing: VPS → attacker M365 tenant → the brand's gateway relay, which signs for the
+    /// brand.
+    Echo,
+    /// The brand's own mail: its own tenant, the same relay.
+    Legit,
+    /// One-off mail: nothing shared but a pool of sender names and subject templates.
+    Noise,
+}
+
+struct Tenant {
+    guid: String,
+    domain: String,
+}
+
+struct Stream {
+    /// Truth campaign id; `-` for noise.
+    id: String,
+    kind: StreamKind,
+    weight: usize,
+    /// Indices into `World::brands` of the domains that send (and sign) this stream's mail.
+    senders: Vec<usize>,
+    landing: Vec<String>,
+    subjects: Vec<String>,
+    /// /24 networks of the first senders (`a.b.c`).
+    nets: Vec<String>,
+    tenants: Vec<Tenant>,
+    /// The brand's gateway relay host (echo and legit).
+    relay: String,
+    /// The 2025 variant: the message leaves Microsoft from the high-risk pool (40.95.0.0/16)
+    /// into another vendor's hygiene relay.
+    hrdp: bool,
+    /// First day (days since 2024-01-01) and length in days.
+    start_day: i64,
+    days: i64,
+}
+
+/// Brands impersonated in the EchoSpoofing waves (reserved `.example` names, no real domains).
+const BIG_BRANDS: [(&str, &str); 6] = [
+    ("bestbuy.example", "Best Buy"),
+    ("nike.example", "Nike"),
+    ("ibm.example", "IBM"),
+    ("disney.example", "Disney"),
+    ("coca-cola.example", "Coca-Cola"),
+    ("contoso-shop.example", "Contoso"),
+];
+const BRAND_SUBJECTS: [&str; 6] = [
+    "{brand} order {id} confirmation",
+    "Your {brand} reward is waiting – ref {id}",
+    "{brand} membership renewal invoice INV-{id}",
+    "Action required: your {brand} account {id}",
+    "{brand} gift card ${n} – claim by Friday",
+    "Ihre {brand} Bestellung {id} wurde versandt",
+];
+const NEWSLETTER_SUBJECTS: [&str; 4] = [
+    "{brand} weekly: new arrivals",
+    "Your {brand} receipt",
+    "{brand} news for {month}",
+    "Members save {n}% this weekend at {brand}",
+];
+const LANDING_PREFIXES: [&str; 6] = ["secure", "go", "click", "l", "trk", "promo"];
+const LANDING_TLDS: [&str; 6] = ["top", "xyz", "shop", "example", "test", "online"];
+const VARIANTS: [&str; 7] = ["", "-mail", "-news", "-offers", "-info", "-alerts", "#"];
+const TENANT_WORDS: [&str; 8] = [
+    "fresh", "nova", "prime", "delta", "orbit", "lumen", "swift", "vector",
+];
+
+fn hex(rng: &mut Rng, len: usize) -> String {
+    (0..len)
+        .map(|_| char::from_digit(rng.below(16) as u32, 16).unwrap_or('0'))
+        .collect()
+}
+
+fn guid(rng: &mut Rng) -> String {
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex(rng, 8),
+        hex(rng, 4),
+        hex(rng, 4),
+        hex(rng, 4),
+        hex(rng, 12)
+    )
+}
+
+fn net24(rng: &mut Rng) -> String {
+    let ip = public_ip(rng);
+    ip.rsplit_once('.')
+        .map_or(ip.clone(), |(n, _)| n.to_string())
+}
+
+fn landing_host(rng: &mut Rng) -> String {
+    format!(
+        "{}-{}.{}",
+        rng.pick(&LANDING_PREFIXES),
+        token(rng, 6).to_lowercase(),
+        rng.pick(&LANDING_TLDS)
+    )
+}
+
+fn all_subjects() -> Vec<&'static str> {
+    SUBJECTS
+        .iter()
+        .chain(SUBJECTS_UTF8.iter())
+        .chain(SUBJECTS_LATIN1.iter())
+        .copied()
+        .collect()
+}
+
+/// The campaigns, brand streams and noise of one corpus, and the domains they send from
+/// (appended to `brands`).
+fn make_streams(rng: &mut Rng, nkeys: usize, brands: &mut Vec<Domain>) -> Vec<Stream> {
+    let mut streams = Vec::new();
+    let mut taken: std::collections::BTreeSet<String> =
+        brands.iter().map(|d| d.name.clone()).collect();
+    let mut next_key = brands.len() * 2 + 11;
+    let subjects = all_subjects();
+    // Spam campaigns, each with its own family of sender domains.
+    // Family bases are single words, so no family's name can be another family's variant.
+    let families = make_domains(rng, nkeys, 8, next_key, &mut taken);
+    next_key += 16;
+    for (c, fam) in families.into_iter().enumerate() {
+        let base = fam.name.split('.').next().unwrap_or("deals").to_string();
+        let mut senders = Vec::new();
+        let mut used = std::collections::BTreeSet::new();
+        for _ in 0..rng.range(2, 5) {
+            let v = rng.pick(&VARIANTS);
+            let v = if *v == "#" {
+                rng.range(10, 99).to_string()
+            } else {
+                v.to_string()
+            };
+            let name = format!("{base}{v}.{}", rng.pick(&TLDS));
+            if !used.insert(name.clone()) || !taken.insert(name.clone()) {
+                continue;
+            }
+            brands.push(domain_with_selectors(
+                rng,
+                name,
+                fam.brand.clone(),
+                nkeys,
+                &mut next_key,
+            ));
+            senders.push(brands.len() - 1);
+        }
+        let mut subj = Vec::new();
+        for _ in 0..rng.range(2, 3) {
+            subj.push(rng.pick(&subjects).to_string());
+        }
+        streams.push(Stream {
+            id: format!("spam-{:02}", c + 1),
+            kind: StreamKind::Spam,
+            weight: rng.range(6, 20),
+            senders,
+            landing: (0..rng.range(1, 3)).map(|_| landing_host(rng)).collect(),
+            subjects: subj,
+            nets: (0..rng.range(1, 2)).map(|_| net24(rng)).collect(),
+            tenants: Vec::new(),
+            relay: String::new(),
+            hrdp: false,
+            start_day: rng.below(320) as i64,
+            days: rng.range(2, 30) as i64,
+        });
+    }
+    // Big brands: their own mail, and EchoSpoofing waves that launder mail through their relay.
+    let mut brand_index = Vec::new();
+    for (name, display) in BIG_BRANDS {
+        brands.push(domain_with_selectors(
+            rng,
+            name.to_string(),
+            display.to_string(),
+            nkeys,
+            &mut next_key,
+        ));
+        brand_index.push(brands.len() - 1);
+    }
+    let relay_of: Vec<String> = (0..BIG_BRANDS.len())
+        .map(|_| {
+            format!(
+                "mx0{}-00{}01.pphosted.com",
+                if rng.chance(0.5) { 'a' } else { 'b' },
+                hex(rng, 4)
+            )
+        })
+        .collect();
+    // Waves: two with Proofpoint-style relays, one 2025-style through another vendor from the
+    // high-risk pool; each spoofs one or two brands.
+    let waves: [(&[usize], bool); 3] = [(&[0], false), (&[1, 4], false), (&[2], true)];
+    for (w, (which, hrdp)) in waves.into_iter().enumerate() {
+        let tenants = (0..rng.range(2, 5))
+            .map(|_| Tenant {
+                guid: guid(rng),
+                domain: format!(
+                    "{}{}.onmicrosoft.com",
+                    rng.pick(&TENANT_WORDS),
+                    rng.range(100, 9999)
+                ),
+            })
+            .collect();
+        let brand = which[0];
+        let relay = if hrdp {
+            format!("eu-smtp-inbound-{}.mimecast.com", rng.range(1, 4))
+        } else {
+            relay_of[brand].clone()
+        };
+        streams.push(Stream {
+            id: format!("echo-{:02}", w + 1),
+            kind: StreamKind::Echo,
+            weight: rng.range(12, 24),
+            senders: which.iter().map(|&b| brand_index[b]).collect(),
+            landing: (0..rng.range(2, 3)).map(|_| landing_host(rng)).collect(),
+            subjects: (0..3)
+                .map(|_| rng.pick(&BRAND_SUBJECTS).to_string())
+                .collect(),
+            nets: (0..rng.range(1, 2)).map(|_| net24(rng)).collect(),
+            tenants,
+            relay,
+            hrdp,
+            start_day: rng.below(300) as i64,
+            days: rng.range(3, 20) as i64,
+        });
+    }
+    // The brands' own mail through their own tenants and the same relays.
+    for b in [0usize, 1, 2] {
+        let (name, _) = BIG_BRANDS[b];
+        streams.push(Stream {
+            id: format!("legit-{}", name.split('.').next().unwrap_or("brand")),
+            kind: StreamKind::Legit,
+            weight: 3,
+            senders: vec![brand_index[b]],
+            landing: vec![format!("www.{name}")],
+            subjects: NEWSLETTER_SUBJECTS.iter().map(|t| t.to_string()).collect(),
+            nets: vec![net24(rng)],
+            tenants: vec![Tenant {
+                guid: guid(rng),
+                domain: name.to_string(),
+            }],
+            relay: relay_of[b].clone(),
+            hrdp: false,
+            start_day: 0,
+            days: 365,
+        });
+    }
+    // Noise: senders from a pool of one-off names.
+    let noise = make_domains(rng, nkeys, 24, next_key, &mut taken);
+    let first_noise = brands.len();
+    brands.extend(noise);
+    let total: usize = streams.iter().map(|s| s.weight).sum();
+    streams.push(Stream {
+        id: "-".into(),
+        kind: StreamKind::Noise,
+        weight: total / 4,
+        senders: (first_noise..brands.len()).collect(),
+        landing: Vec::new(),
+        subjects: subjects.iter().map(|t| t.to_string()).collect(),
+        nets: Vec::new(),
+        tenants: Vec::new(),
+        relay: String::new(),
+        hrdp: false,
+        start_day: 0,
+        days: 365,
+    });
+    streams
+}
+
+/// A day and time inside the stream's window, busiest in its middle (a wave).
+fn stream_time(rng: &mut Rng, s: &Stream) -> i64 {
+    let span = s.days.max(1) * 86_400;
+    let t = (rng.below(span as usize) + rng.below(span as usize)) as i64 / 2;
+    let start = YEAR_2024 + s.start_day * 86_400;
+    (start + t).min(YEAR_2024 + 365 * 86_400 - 7200)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -684,12 +968,20 @@ struct GenMessage {
     from_domain: String,
     /// Topmost first.
     sigs: Vec<SigTruth>,
+    /// Truth campaign id (`-`: noise, in no campaign).
+    campaign: String,
+    /// Made the EchoSpoofing way (VPS → foreign M365 tenant → brand relay → brand signature).
+    echospoof: bool,
 }
 
 struct World {
     keys: Vec<GenKey>,
+    /// Sending domains: campaign families, big brands, noise senders.
     brands: Vec<Domain>,
     esps: Vec<Domain>,
+    /// Where messages come from: campaigns, brand mail, noise; picked by weight.
+    streams: Vec<Stream>,
+    total_weight: usize,
 }
 
 const CANONS: [(Canonicalization, Canonicalization); 3] = [
@@ -787,11 +1079,42 @@ fn crlf(lines: &[String]) -> String {
     s
 }
 
+/// The stream a message comes from, by weight.
+fn pick_stream<'w>(world: &'w World, rng: &mut Rng) -> &'w Stream {
+    let mut x = rng.below(world.total_weight);
+    for s in &world.streams {
+        if x < s.weight {
+            return s;
+        }
+        x -= s.weight;
+    }
+    &world.streams[world.streams.len() - 1]
+}
+
+/// A subject from a template: `{n}`/`{id}` filled, `{brand}` and `{month}` put in, encoded as an
+/// RFC 2047 word when not ASCII (Latin-1 templates as ISO-8859-1 Q words).
+fn make_subject(template: &str, brand: &str, t: i64, rng: &mut Rng) -> String {
+    let month = MONTHS[civil(t).1 - 1];
+    let text = fill(template, rng)
+        .replace("{brand}", brand)
+        .replace("{month}", month);
+    if text.is_ascii() {
+        text
+    } else if SUBJECTS_LATIN1.contains(&template) {
+        q_encode("ISO-8859-1", &latin1(&text))
+    } else {
+        b_encode(&text)
+    }
+}
+
 fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
     let rng = &mut Rng::new(seed, n as u64 + 1);
-    let brand = &world.brands[rng.below(world.brands.len())];
+    let stream = pick_stream(world, rng);
+    let kind = stream.kind;
+    let relayed = matches!(kind, StreamKind::Echo | StreamKind::Legit);
+    let brand = &world.brands[*rng.pick(&stream.senders)];
     let esp = &world.esps[rng.below(world.esps.len())];
-    let t_sign = YEAR_2024 + rng.below(365 * 86_400 - 3600) as i64;
+    let t_sign = stream_time(rng, stream);
     let from_user = rng.pick(&["news", "offers", "info", "no-reply", "support", "team"]);
     let first = rng.pick(&FIRST);
     let last = rng.pick(&LAST);
@@ -816,20 +1139,8 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
         ),
         _ => brand.brand.clone(),
     };
-    let subject = match rng.below(10) {
-        0 | 1 => {
-            let t = *rng.pick(&SUBJECTS_UTF8);
-            b_encode(&fill(t, rng))
-        }
-        2 => {
-            let t = *rng.pick(&SUBJECTS_LATIN1);
-            q_encode("ISO-8859-1", &latin1(&fill(t, rng)))
-        }
-        _ => {
-            let t = *rng.pick(&SUBJECTS);
-            fill(t, rng)
-        }
-    };
+    let template = rng.pick(&stream.subjects).clone();
+    let subject = make_subject(&template, &brand.brand, t_sign, rng);
     let message_id = format!("<{}.{}@{}>", token(rng, 16), t_sign, brand.name);
     let tz = *rng.pick(&[0i64, 60, 120, -300, -420, 330, 480, -180]);
     let boundary = format!("----=_Part_{}_{}", rng.range(1000, 99999), token(rng, 10));
@@ -855,12 +1166,33 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
             text.push(String::new());
         }
     }
-    text.push(format!(
-        "https://{}/c/{}?u={}",
-        brand.name,
+    // The landing link: the campaign's hosts, the brand's own site, or a one-off host.
+    // A few campaign messages carry no campaign link at all (a plain-text teaser): only their
+    // other evidence can place them.
+    let teaser = kind == StreamKind::Spam && rng.chance(0.03);
+    let landing = match kind {
+        StreamKind::Noise => landing_host(rng),
+        _ if teaser => landing_host(rng),
+        _ => rng.pick(&stream.landing).clone(),
+    };
+    let link = format!(
+        "https://{landing}/c/{}?u={}",
         token(rng, 12),
         rng.range(100_000, 999_999)
-    ));
+    );
+    if rng.chance(0.1) {
+        // Rewritten by a URL-defense gateway on the way: a host every campaign shares.
+        text.push(format!(
+            "https://urldefense.example/v3/__{link}__;!!{}$",
+            token(rng, 10)
+        ));
+    } else {
+        text.push(link);
+    }
+    if relayed && rng.chance(0.5) {
+        // Spoofs borrow the brand's images too; its own domain links nothing.
+        text.push(format!("https://www.{}/img/logo.png", brand.name));
+    }
     let mut body = String::new();
     let content_type;
     if multipart {
@@ -889,13 +1221,71 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
 
     // Header block (bottom part, as the sender wrote it).
     let mut h = Vec::new();
-    let first_ip = public_ip(rng);
+    // Campaigns send from their networks, now and then from a stray address elsewhere.
+    let first_ip = match kind {
+        StreamKind::Noise => public_ip(rng),
+        _ if rng.chance(0.02) => public_ip(rng),
+        _ => format!("{}.{}", rng.pick(&stream.nets), rng.range(2, 250)),
+    };
     let outbound = format!("smtp-out{}.{}", rng.range(1, 20), esp.name);
-    h.push(format!(
-        "Received: from [{first_ip}] (unknown [{first_ip}])\r\n\tby {outbound} (Postfix) with ESMTPSA id {}\r\n\tfor <{to_user}@{trap}>; {}",
-        token(rng, 10),
-        rfc5322(t_sign - 2, 0)
-    ));
+    let tenant = (!stream.tenants.is_empty()).then(|| rng.pick(&stream.tenants));
+    if relayed {
+        // Into Microsoft 365 (the sender's tenant), through it, and out to the brand's relay.
+        let region = rng.pick(&["nam11", "eur05", "apc01", "nam12"]);
+        let ft = format!(
+            "{}{}FT{:03}",
+            region.to_uppercase(),
+            token(rng, 2).to_uppercase(),
+            rng.range(1, 99)
+        );
+        let be = format!(
+            "{}PR{:02}MB{}",
+            rng.pick(&["DM6", "AM6", "SA1", "DB9"]),
+            rng.range(1, 20),
+            rng.range(1000, 9999)
+        );
+        let vps = if kind == StreamKind::Echo {
+            format!(
+                "vps-{}.{}",
+                rng.range(100, 9999),
+                rng.pick(&["cloudvps.example", "hostfleet.example", "rackvm.example"])
+            )
+        } else {
+            format!("mail.{}", brand.name)
+        };
+        let t0 = t_sign - 9;
+        let entry_host = format!(
+            "{}.mail.protection.outlook.com",
+            tenant.map_or("tenant", |t| t.domain.split('.').next().unwrap_or("tenant"))
+        );
+        h.push(format!(
+            "Received: from {vps} ({first_ip}) by {entry_host} (10.167.{}.{}) with Microsoft SMTP Server id 15.20.{}; {}",
+            rng.range(1, 250), rng.range(1, 250), rng.range(7000, 8999), rfc5322(t0, 0)
+        ));
+        h.push(format!(
+            "Received: from {ft}.eop-{region}.prod.protection.outlook.com (2603:10b6:{:x}::{:x}) by {be}.{region}prd01.prod.outlook.com (2603:10b6:{:x}::{:x}) with Microsoft SMTP Server id 15.20.{}; {}",
+            rng.range(1, 4000), rng.range(1, 4000), rng.range(1, 4000), rng.range(1, 4000), rng.range(7000, 8999), rfc5322(t0 + 1, 0)
+        ));
+        let out_ip = if stream.hrdp {
+            format!("40.95.{}.{}", rng.range(0, 255), rng.range(1, 254))
+        } else {
+            format!("40.107.{}.{}", rng.range(0, 255), rng.range(1, 254))
+        };
+        h.push(format!(
+            "Received: from {}-obe.outbound.protection.outlook.com (mail-{}.outbound.protection.outlook.com [{out_ip}]) by {} with ESMTPS id {}; {}",
+            region.to_uppercase(), token(rng, 10).to_lowercase(), stream.relay, token(rng, 10), rfc5322(t0 + 3, 0)
+        ));
+        if let Some(t) = tenant {
+            h.push(format!("X-MS-Exchange-CrossTenant-Id: {}", t.guid));
+            h.push(format!("X-OriginatorOrg: {}", t.domain));
+        }
+    } else {
+        h.push(format!(
+            "Received: from [{first_ip}] (unknown [{first_ip}])\r\n\tby {outbound} (Postfix) with ESMTPSA id {}\r\n\tfor <{to_user}@{trap}>; {}",
+            token(rng, 10),
+            rfc5322(t_sign - 2, 0)
+        ));
+    }
     h.push(format!(
         "Date: {}",
         rfc5322(t_sign - rng.below(60) as i64, tz)
@@ -921,19 +1311,22 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
 
     // Signatures: which, and what will be broken.
     let mut sigs = Vec::new();
-    let signed = !rng.chance(0.15);
+    // The brand's relay signs everything it passes on, right before it leaves: nothing breaks.
+    let signed = relayed || !rng.chance(0.15);
     if signed {
-        let two = rng.chance(0.25);
-        let damage = rng.below(100);
+        let two = !relayed && rng.chance(0.25);
+        let damage = if relayed { 99 } else { rng.below(100) };
         let category = match damage {
             0..=7 => Some(Expected::FailBody),
             8..=15 => Some(Expected::FailSignature),
             _ => None,
         };
         let with_l = rng.chance(0.2);
-        let footer = with_l && category.is_none() && rng.chance(0.5);
+        let footer = !relayed && with_l && category.is_none() && rng.chance(0.5);
         // Brand signs first (lower field), the ESP second (topmost).
-        let signers: Vec<&Domain> = if two {
+        let signers: Vec<&Domain> = if relayed {
+            vec![brand]
+        } else if two {
             vec![brand, esp]
         } else if rng.chance(0.6) {
             vec![brand]
@@ -965,7 +1358,7 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
         ];
         let t = (t_sign + rng.below(3) as i64) as u64;
         for dom in signers {
-            let r = rng.below(100);
+            let r = if relayed { 99 } else { rng.below(100) };
             let (s, key, expected, detail) = if category.is_none() && r < 7 {
                 (
                     dom.missing.clone(),
@@ -1037,10 +1430,19 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
     }
 
     // Hops added after signing, up to the trap (topmost last added).
-    let hops = rng.range(1, 4);
+    let hops = if relayed { 1 } else { rng.range(1, 4) };
     let mut t_hop = t_sign + 3;
-    let mut from_ip = public_ip(rng);
-    let mut from_host = outbound;
+    let (mut from_ip, mut from_host) = if relayed {
+        // The relay's own address (Proofpoint's 148.163.128.0/19; another vendor otherwise).
+        let ip = if stream.hrdp {
+            format!("205.139.{}.{}", rng.range(110, 111), rng.range(1, 254))
+        } else {
+            format!("148.163.{}.{}", rng.range(128, 159), rng.range(1, 254))
+        };
+        (ip, stream.relay.clone())
+    } else {
+        (public_ip(rng), outbound)
+    };
     let mut top = Vec::new();
     for i in 0..hops {
         let by = if i + 1 == hops {
@@ -1064,7 +1466,36 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
         from_host = by;
         from_ip = public_ip(rng);
     }
-    let envelope = format!("bounce-{}@{}", rng.range(10_000, 99_999), esp.name);
+    let envelope = if relayed {
+        format!("{from_user}@{}", brand.name)
+    } else {
+        format!("bounce-{}@{}", rng.range(10_000, 99_999), esp.name)
+    };
+    // What the trap recorded at receipt (RFC 8601), consistent with the truth.
+    let passing = sigs.iter().find(|s| s.expected == Expected::Pass);
+    let dkim_word = match (passing, sigs.first()) {
+        (Some(_), _) => "pass",
+        (None, Some(s)) => match s.expected {
+            Expected::FailBody | Expected::FailSignature => "fail",
+            _ => "permerror",
+        },
+        (None, None) => "none",
+    };
+    let aligned = sigs
+        .iter()
+        .any(|s| s.expected == Expected::Pass && s.d == brand.name);
+    let header_d = passing
+        .or(sigs.first())
+        .map_or(String::new(), |s| format!(" header.d={}", s.d));
+    top.insert(
+        0,
+        format!(
+            "Authentication-Results: mx1.{trap};\r\n\tdkim={dkim_word}{header_d};\r\n\tspf=pass smtp.mailfrom={};\r\n\tdmarc={} header.from={}",
+            envelope.split('@').nth(1).unwrap_or(""),
+            if aligned { "pass" } else { "fail" },
+            brand.name
+        ),
+    );
     top.insert(0, format!("Return-Path: <{envelope}>"));
     msg.splice(0..0, crlf(&top).into_bytes());
 
@@ -1076,6 +1507,8 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
         message_id,
         from_domain: brand.name.clone(),
         sigs,
+        campaign: stream.id.clone(),
+        echospoof: kind == StreamKind::Echo,
     }
 }
 
@@ -1118,7 +1551,7 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
 
     let mut rng = Rng::new(opts.seed, 0);
     let nkeys = keys.len();
-    let brands = make_domains(&mut rng, nkeys, 36, 0);
+    let mut brands = Vec::new();
     let esps: Vec<Domain> = ESPS
         .iter()
         .enumerate()
@@ -1127,7 +1560,15 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
             domain_with_selectors(&mut rng, name.to_string(), brand.to_string(), nkeys, &mut k)
         })
         .collect();
-    let world = World { keys, brands, esps };
+    let streams = make_streams(&mut rng, nkeys, &mut brands);
+    let total_weight = streams.iter().map(|s| s.weight).sum();
+    let world = World {
+        keys,
+        brands,
+        esps,
+        streams,
+        total_weight,
+    };
 
     // keys.zone and keys.private.
     let mut zone = format!(
@@ -1191,6 +1632,8 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
         "message_id",
         "from_domain",
         "dkim_expected",
+        "campaign",
+        "echospoof",
     ])?;
     let mut report = GenerateReport {
         messages: opts.messages,
@@ -1241,6 +1684,8 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
                 m.message_id.as_str(),
                 &m.from_domain,
                 verdict,
+                &m.campaign,
+                if m.echospoof { "true" } else { "false" },
             ])?;
             mbox.write_all(entry)?;
             offset += entry.len() as u64;
