@@ -75,7 +75,7 @@ pub const SIGNATURE_COLUMNS: [&str; 12] = [
 ];
 
 /// Columns of `received.csv`, in order.
-pub const RECEIVED_COLUMNS: [&str; 9] = [
+pub const RECEIVED_COLUMNS: [&str; 11] = [
     "source",
     "offset",
     "hop",
@@ -85,6 +85,8 @@ pub const RECEIVED_COLUMNS: [&str; 9] = [
     "by_host",
     "with",
     "timestamp",
+    "from_class",
+    "by_class",
 ];
 
 /// Per-unit output: CSV bytes for each file and the unit's counts.
@@ -122,6 +124,7 @@ pub struct RowWriter<'o> {
     rules: Option<&'o Rules>,
     landing: Vec<String>,
     text: String,
+    decoded: Vec<u8>,
     /// Verification time for `VerifyAt::Now`: the start of the run, the same for every message.
     now: i64,
     wire: Vec<u8>,
@@ -154,6 +157,7 @@ impl<'o> RowWriter<'o> {
             rules: None,
             landing: Vec::new(),
             text: String::new(),
+            decoded: Vec::new(),
             now,
             wire: Vec::new(),
             out,
@@ -499,14 +503,8 @@ impl<'o> RowWriter<'o> {
         if let Some(ar) = h.authentication_results.first() {
             push_text(ar, &mut c[18], "auth_results", lossy);
         }
-        if let Some(v) = h.cross_tenant_id {
-            push_text(v, &mut c[19], "tenant_id", lossy);
-            c[19].make_ascii_lowercase();
-        }
-        if let Some(v) = h.originator_org {
-            push_text(v, &mut c[20], "tenant_domain", lossy);
-            c[20].make_ascii_lowercase();
-        }
+        let (before, after) = c.split_at_mut(20);
+        write_sending_tenant(h, &mut before[19], &mut after[0], lossy);
         if let Some(v) = h.x_mailer {
             let d = decode::decode_text(v);
             if d.lossy {
@@ -590,9 +588,7 @@ impl<'o> RowWriter<'o> {
             let aligned = ar_dkim == b"pass" && self.cells[30] == b"pass";
             (class, aligned, true)
         };
-        let tenant_domain = h
-            .originator_org
-            .map(|v| String::from_utf8_lossy(v).into_owned());
+        let tenant_domain = (!self.cells[20].is_empty()).then(|| cell(&self.cells, 20));
         let relay = crate::classify::relay::evidence(
             rules,
             hops,
@@ -614,16 +610,26 @@ impl<'o> RowWriter<'o> {
         let keys_start = self.out.fact_keys.len();
         let keys = &mut self.out.fact_keys;
         evidence::landing_domains(body, &from_org, &mut self.landing);
+        let whole_base64 = h
+            .content_transfer_encoding
+            .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"base64"));
+        let mut decoded = std::mem::take(&mut self.decoded);
+        evidence::decode_base64_parts(body, whole_base64, &mut decoded);
+        evidence::add_landing_domains(&decoded, &from_org, &mut self.landing);
+        self.decoded = decoded;
+        if let Some(v) = h.list_unsubscribe {
+            evidence::add_landing_domains(v, &from_org, &mut self.landing);
+        }
         for d in &self.landing {
             keys.push(key(b'L', d.as_bytes()));
         }
         if tenant != 0 {
             keys.push(tenant);
         }
-        let family = if from_org.is_empty() {
+        let family = if from_domain.is_empty() {
             0
         } else {
-            evidence::sender_family(&from_org, &mut self.text);
+            evidence::sender_family(&from_domain, &mut self.text);
             key(b'F', self.text.as_bytes())
         };
         let origin = classify::origin_ip(hops);
@@ -704,6 +710,15 @@ impl<'o> RowWriter<'o> {
             if let Some(ts) = self.times[n - 1 - k] {
                 date::write_rfc3339(ts, out);
             }
+            if let Some(rules) = self.rules {
+                use crate::classify::relay::{receiver_class, sender_class};
+                out.push(b',');
+                out.extend_from_slice(sender_class(rules, hop).as_str().as_bytes());
+                out.push(b',');
+                out.extend_from_slice(receiver_class(rules, hop).as_str().as_bytes());
+            } else {
+                out.extend_from_slice(b",,");
+            }
             out.push(b'\n');
         }
     }
@@ -735,6 +750,72 @@ fn split_envelope(env: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
         (!sender.is_empty()).then_some(sender),
         (!rest.is_empty()).then_some(rest),
     )
+}
+
+/// The Microsoft 365 tenant that sent the message: its id (`tenant_id`) and domain
+/// (`tenant_domain`), lowercased.
+///
+/// Exchange Online stamps `X-MS-Exchange-CrossTenant-Id` on the way out of the sending tenant
+/// and again on the way into a receiving tenant (removing the sender's stamp). A receiving stamp
+/// says `AuthAs: Anonymous` with `FromEntityHeader: Internet`; it names the trap's tenant, not the
+/// sender's, and is not used. The receiving side's attribution
+/// (`...OriginalAttributedTenantConnectingIp: TenantId=...`) names the sender and wins. The
+/// domain is `X-OriginatorOrg` (not Outlook.com's `*.templateTenant` placeholder), else the
+/// attribution's `Helo=[*.onmicrosoft.com]`, else the tenant's own signing domain
+/// `d=*.onmicrosoft.com`.
+fn write_sending_tenant(
+    h: &Headers<'_>,
+    id: &mut Vec<u8>,
+    domain: &mut Vec<u8>,
+    lossy: &mut Vec<&'static str>,
+) {
+    let is = |v: Option<&[u8]>, word: &[u8]| {
+        v.is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(word))
+    };
+    let receiving_stamp = is(h.ms_auth_as, b"anonymous") && is(h.ms_from_entity, b"internet");
+    let attributed = h.ms_attributed_tenant.and_then(|v| {
+        let at = v
+            .windows(9)
+            .position(|w| w.eq_ignore_ascii_case(b"tenantid="))?;
+        let rest = &v[at + 9..];
+        let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+        Some(rest[..end].trim_ascii()).filter(|t| !t.is_empty())
+    });
+    match (attributed, h.cross_tenant_id) {
+        (Some(t), _) => push_text(t, id, "tenant_id", lossy),
+        (None, Some(t)) if !receiving_stamp => push_text(t, id, "tenant_id", lossy),
+        _ => {}
+    }
+    id.make_ascii_lowercase();
+    if let Some(v) = h.originator_org.filter(|_| !receiving_stamp) {
+        push_text(v, domain, "tenant_domain", lossy);
+        domain.make_ascii_lowercase();
+        if domain.ends_with(b".templatetenant") || !domain.contains(&b'.') {
+            domain.clear();
+        }
+    }
+    if domain.is_empty()
+        && let Some(v) = h.ms_attributed_tenant
+        && let Some(at) = v.windows(6).position(|w| w.eq_ignore_ascii_case(b"helo=["))
+    {
+        let rest = &v[at + 6..];
+        let helo = &rest[..rest.iter().position(|&b| b == b']').unwrap_or(rest.len())];
+        let helo = helo.trim_ascii().to_ascii_lowercase();
+        if helo.ends_with(b".onmicrosoft.com") && helo.iter().all(|b| b.is_ascii_graphic()) {
+            domain.extend_from_slice(&helo);
+        }
+    }
+    if domain.is_empty() && !id.is_empty() {
+        for sig in &h.dkim_signatures {
+            if let Some(d) = headers::dkim_tags(sig).d {
+                let d = d.trim_ascii().to_ascii_lowercase();
+                if d.ends_with(b".onmicrosoft.com") && d.iter().all(|b| b.is_ascii_graphic()) {
+                    domain.extend_from_slice(&d);
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// An unfolded, trimmed, structured value (Message-ID, tenant, ...), lossy if not UTF-8.

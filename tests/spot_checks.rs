@@ -942,10 +942,9 @@ fn phishing_pot_microsoft_365_message() {
             // X-MS-Exchange-CrossTenant-id: 84df9e7f-e9f6-40af-b435-aaaaaaaaaaaa
             ("tenant_id", "84df9e7f-e9f6-40af-b435-aaaaaaaaaaaa"),
             // X-OriginatorOrg: sct-15-20-4755-11-msonline-outlook-edb50.templateTenant
-            (
-                "tenant_domain",
-                "sct-15-20-4755-11-msonline-outlook-edb50.templatetenant",
-            ),
+            // X-OriginatorOrg is Outlook.com's placeholder
+            // `sct-15-20-4755-11-msonline-outlook-edb50.templateTenant`, not a domain.
+            ("tenant_domain", ""),
             // DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=hotmail.com;
             //  s=selector1; ...
             ("dkim_signatures", "hotmail.com:selector1:rsa-sha256"),
@@ -1071,7 +1070,9 @@ fn phishing_pot_exchange_online_inbound_chain() {
             ("length", "11879"),
             ("size", "11879"),
             // X-MS-Exchange-CrossTenant-Id: 84df9e7f-e9f6-40af-b435-aaaaaaaaaaaa
-            ("tenant_id", "84df9e7f-e9f6-40af-b435-aaaaaaaaaaaa"),
+            // The only CrossTenant-Id is the receiving stamp (AuthAs: Anonymous,
+            // FromEntityHeader: Internet): the Outlook.com tenant, not the sender's.
+            ("tenant_id", ""),
             // No X-OriginatorOrg field in this message.
             ("tenant_domain", ""),
             // Two DKIM-Signature fields, in header order, each "a=rsa-sha256; ... d=ehess.fr;

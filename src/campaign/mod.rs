@@ -7,8 +7,12 @@
 //! `timeline.csv` and `timeline.svg`.
 //!
 //! **Method.** Messages are linked when they share an evidence key (landing domain, tenant,
-//! signing identity, subject template within a sender family, origin network); a campaign is a
-//! connected group of at least [`MIN_CAMPAIGN_MESSAGES`] messages (union-find over the keys).
+//! origin network), in two stages: within one sender family (the first word of the From
+//! domain: campaigns rotate `deals-12.top`, `deals-news.xyz`, ...) any shared key links; groups
+//! of different families merge only when [`MIN_SHARED_KEYS`] or more keys join them (a wave
+//! spoofing two brands from the same tenants, networks and landing hosts), so one news site
+//! linked from two mailing lists does not chain them. A campaign is a connected group of at least
+//! [`MIN_CAMPAIGN_MESSAGES`] messages (union-find over the keys).
 //! A key seen with [`UBIQUITOUS_FAMILIES`] or more sender domain families (From organizational
 //! domains with digit runs normalised: `deals-12.top` and `deals-7.xyz` are one family) is
 //! shared infrastructure and links nothing. The campaign id is the smallest key hash in the group, in hex: it depends only
@@ -47,7 +51,11 @@ use distinct::Distinct;
 pub const MIN_CAMPAIGN_MESSAGES: u64 = 3;
 /// A key seen with this many distinct sender domain families links nothing: it is shared
 /// infrastructure (a URL rewriter, a hosting network, the trap's own tenant), not a campaign's.
-pub const UBIQUITOUS_FAMILIES: usize = 6;
+pub const UBIQUITOUS_FAMILIES: usize = 3;
+/// Groups of different sender families merge when this many keys join them.
+pub const MIN_SHARED_KEYS: u32 = 2;
+/// A key joining more groups than this is shared infrastructure for the second stage.
+const MAX_GROUPS_PER_KEY: usize = 8;
 /// A tenant carrying less than this share of a brand's Microsoft 365 mail is "rare" for it.
 pub const BASELINE_SHARE: f64 = 0.10;
 /// A brand needs this many Microsoft 365 messages before its baseline says anything.
@@ -185,7 +193,7 @@ pub struct GroupOutput {
 }
 
 /// Bytes of a facts record before its keys.
-const RECORD_FIXED: usize = 72;
+const RECORD_FIXED: usize = 80;
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> OutputError + '_ {
     move |source| OutputError::Write {
@@ -222,6 +230,7 @@ impl Grouping {
             rec[14..16].copy_from_slice(&f.relay.bits.to_le_bytes());
             rec[16] = keys.len() as u8;
             for (i, v) in [
+                f.family,
                 f.brand,
                 f.tenant,
                 f.from_domain,
@@ -294,14 +303,19 @@ impl Grouping {
             .filter(|(_, i)| i.families.len() >= UBIQUITOUS_FAMILIES)
             .map(|(k, _)| *k)
             .collect();
-        // Union-find over the linking keys.
+        // Stage one: link messages of the same sender family through their shared keys.
         let mut index: HashMap<u64, u32> = HashMap::new();
         let mut parent: Vec<u32> = Vec::new();
         let mut min_key: Vec<u64> = Vec::new();
         let mut linking = Vec::new();
-        read_records(&side_path, |_, keys| {
+        read_records(&side_path, |rec, keys| {
+            let family = Record::decode(rec).family;
             linking.clear();
-            linking.extend(keys.iter().copied().filter(|k| !ubiquitous.contains(k)));
+            linking.extend(
+                keys.iter()
+                    .filter(|k| !ubiquitous.contains(k))
+                    .map(|&k| scoped(k, family)),
+            );
             let mut first: Option<u32> = None;
             for &k in &linking {
                 let i = *index.entry(k).or_insert_with(|| {
@@ -315,16 +329,55 @@ impl Grouping {
                 }
             }
         })?;
-        // Messages per group.
-        let mut group_size: HashMap<u32, u64> = HashMap::new();
-        let group_of = |keys: &[u64], parent: &mut Vec<u32>| -> Option<u32> {
+        let group_of = |rec: &[u8; RECORD_FIXED], keys: &[u64], parent: &mut Vec<u32>| {
+            let family = Record::decode(rec).family;
             keys.iter()
                 .find(|k| !ubiquitous.contains(k))
-                .and_then(|k| index.get(k))
+                .and_then(|&k| index.get(&scoped(k, family)))
                 .map(|&i| find(parent, i))
         };
-        read_records(&side_path, |_, keys| {
-            if let Some(g) = group_of(keys, &mut parent) {
+        // Stage two: groups of different families merge when at least
+        // [`MIN_SHARED_KEYS`] keys join them (one shared news site or URL shortener is chance;
+        // several landing hosts, networks and tenants are one operation).
+        let mut key_groups: HashMap<u64, Vec<u32>> = HashMap::new();
+        read_records(&side_path, |rec, keys| {
+            let Some(g) = group_of(rec, keys, &mut parent) else {
+                return;
+            };
+            for k in keys.iter().filter(|k| !ubiquitous.contains(k)) {
+                let groups = key_groups.entry(*k).or_default();
+                if groups.len() <= MAX_GROUPS_PER_KEY && !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+        })?;
+        let mut shared: HashMap<(u32, u32), u32> = HashMap::new();
+        for groups in key_groups.values() {
+            if groups.len() < 2 || groups.len() > MAX_GROUPS_PER_KEY {
+                continue;
+            }
+            for (i, &a) in groups.iter().enumerate() {
+                for &b in &groups[i + 1..] {
+                    *shared.entry((a.min(b), a.max(b))).or_default() += 1;
+                }
+            }
+        }
+        let mut joins: Vec<(u32, u32)> = shared
+            .into_iter()
+            .filter(|&(_, n)| n >= MIN_SHARED_KEYS)
+            .map(|(pair, _)| pair)
+            .collect();
+        // The result of unions does not depend on their order; sorting keeps runs reproducible
+        // to the last byte anyway.
+        joins.sort_unstable();
+        for (a, b) in joins {
+            union(&mut parent, &mut min_key, a, b);
+        }
+        drop(key_groups);
+        // Messages per group.
+        let mut group_size: HashMap<u32, u64> = HashMap::new();
+        read_records(&side_path, |rec, keys| {
+            if let Some(g) = group_of(rec, keys, &mut parent) {
                 *group_size.entry(g).or_default() += 1;
             }
         })?;
@@ -367,7 +420,7 @@ impl Grouping {
             if abuse {
                 report.relay_abuse += 1;
             }
-            let group = group_of(keys, &mut parent)
+            let group = group_of(rec, keys, &mut parent)
                 .filter(|g| group_size.get(g).copied().unwrap_or(0) >= MIN_CAMPAIGN_MESSAGES);
             let campaign = group.map(|g| {
                 *campaign_of_group.entry(g).or_insert_with(|| {
@@ -542,6 +595,7 @@ impl Grouping {
 
 /// One decoded fixed record.
 struct Record {
+    family: u64,
     row_len: u32,
     at: i64,
     dkim: u8,
@@ -564,12 +618,13 @@ impl Record {
             dkim: rec[12],
             aligned: rec[13] != 0,
             bits: u16::from_le_bytes(rec[14..16].try_into().unwrap()),
-            brand: u64_at(0),
-            tenant: u64_at(1),
-            from_domain: u64_at(2),
-            origin_ip: u64_at(3),
-            origin_net: u64_at(4),
-            recipient: u64_at(5),
+            family: u64_at(0),
+            brand: u64_at(1),
+            tenant: u64_at(2),
+            from_domain: u64_at(3),
+            origin_ip: u64_at(4),
+            origin_net: u64_at(5),
+            recipient: u64_at(6),
         }
     }
 }
@@ -600,6 +655,14 @@ fn read_records(
         );
         each(&rec, &keys);
     }
+}
+
+/// A key as seen within one sender family (stage one links only inside a family).
+fn scoped(key: u64, family: u64) -> u64 {
+    let mut x = key ^ family.rotate_left(29);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x ^ (x >> 29)).max(1)
 }
 
 fn find(parent: &mut [u32], mut i: u32) -> u32 {

@@ -84,6 +84,15 @@ const MAX_LANDING: usize = 8;
 /// From organization and the shared-infrastructure list, deduplicated, at most 8.
 pub fn landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
     out.clear();
+    add_landing_domains(body, from_org, out);
+}
+
+/// [`landing_domains`] without clearing `out` first: for a second source (a decoded part, the
+/// List-Unsubscribe field).
+pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
+    if out.len() >= MAX_LANDING {
+        return;
+    }
     let body = &body[..body.len().min(LINK_SCAN_BYTES)];
     let mut host = Vec::with_capacity(64);
     for at in memchr::memmem::find_iter(body, b"://") {
@@ -174,6 +183,75 @@ pub fn registrable(host: &str) -> Option<&str> {
     psl::domain_str(host)
 }
 
+/// The text of base64-encoded MIME parts of a message body, decoded and appended to `out`, so
+/// links in base64 HTML (common in bulk mail) can be read: the whole body when the message's own
+/// `Content-Transfer-Encoding` is base64 (`whole`), else every part whose part header says
+/// base64, up to the next boundary line. At most [`LINK_SCAN_BYTES`] are decoded.
+pub fn decode_base64_parts(body: &[u8], whole: bool, out: &mut Vec<u8>) {
+    out.clear();
+    if whole {
+        decode_lines(body, out);
+        return;
+    }
+    let mut from = 0;
+    while out.len() < LINK_SCAN_BYTES {
+        let Some(six) = memchr::memmem::find(&body[from..], b"64").map(|i| from + i) else {
+            return;
+        };
+        from = six + 2;
+        if six < 4 || !body[six - 4..six].eq_ignore_ascii_case(b"base") {
+            continue;
+        }
+        let line_start = memchr::memrchr(b'\n', &body[..six]).map_or(0, |i| i + 1);
+        let line = &body[line_start..six - 4];
+        let is_cte =
+            line.len() > 25 && line[..25].eq_ignore_ascii_case(b"content-transfer-encoding");
+        if !is_cte {
+            continue;
+        }
+        // The part body: after the blank line that ends the part header, up to a `--` line.
+        let Some(blank) = memchr::memmem::find(&body[from..], b"\n\r\n")
+            .or_else(|| memchr::memmem::find(&body[from..], b"\n\n"))
+        else {
+            return;
+        };
+        let start = from + blank + 2;
+        let start = start + usize::from(body.get(start) == Some(&b'\n'));
+        let end = memchr::memmem::find(&body[start.min(body.len())..], b"\n--")
+            .map_or(body.len(), |i| start + i);
+        decode_lines(&body[start.min(end)..end], out);
+        from = end;
+    }
+}
+
+/// Decode base64 text whose lines may be broken anywhere; stops at the first character that is
+/// not base64 or whitespace, keeping what decoded.
+fn decode_lines(text: &[u8], out: &mut Vec<u8>) {
+    use base64::Engine as _;
+    let mut clean = Vec::with_capacity(text.len().min(LINK_SCAN_BYTES));
+    for &b in text {
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' {
+            clean.push(b);
+        } else if b == b'=' || !b.is_ascii_whitespace() {
+            break;
+        }
+        if clean.len() >= LINK_SCAN_BYTES {
+            break;
+        }
+    }
+    if clean.len() % 4 == 1 {
+        clean.pop();
+    }
+    // Padding was cut off above; spam encoders leave stray trailing bits.
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let _ = engine.decode_vec(&clean, out);
+}
+
 /// A subject with its variable parts normalised: lowercased, reply/forward prefixes and a
 /// leading `[tag]` removed, every word holding a digit replaced by `#`, runs of whitespace and
 /// punctuation collapsed. `Your order #4711 has shipped` and `Your order #98122 has shipped`
@@ -209,27 +287,25 @@ pub fn subject_template(subject: &str, out: &mut String) {
     }
 }
 
-/// The sender domain family: the organizational domain with each run of digits replaced by `#`
-/// and the public suffix dropped, so `deals-2291.top` and `deals-87.xyz` are one family.
-pub fn sender_family(from_org: &str, out: &mut String) {
+/// The sender domain family: the first word of the registrable domain's label (up to a `-`,
+/// `_` or digit), so `securestore-offers.example`, `securestore54.test` and `securestore.top`
+/// are one family, as campaigns rotating sender domains name them. Reserved documentation
+/// names count as public suffixes ([`registrable`]).
+pub fn sender_family(domain: &str, out: &mut String) {
     out.clear();
-    let label = match psl::suffix_str(from_org) {
-        Some(suffix) if from_org.len() > suffix.len() + 1 => {
-            &from_org[..from_org.len() - suffix.len() - 1]
-        }
-        _ => from_org,
+    let reg = registrable(domain).unwrap_or(domain);
+    let label = match reg.find('.') {
+        Some(i) if i > 0 => &reg[..i],
+        _ => reg,
     };
-    let mut in_digits = false;
-    for c in label.chars() {
-        if c.is_ascii_digit() {
-            if !in_digits {
-                out.push('#');
-            }
-            in_digits = true;
-        } else {
-            out.push(c);
-            in_digits = false;
-        }
+    out.extend(
+        label
+            .chars()
+            .take_while(|c| !matches!(c, '-' | '_' | '0'..='9'))
+            .flat_map(char::to_lowercase),
+    );
+    if out.is_empty() {
+        out.push_str(label);
     }
 }
 
@@ -269,6 +345,25 @@ HTTPS://promo.deals-zone.com/again";
     }
 
     #[test]
+    fn base64_parts_are_decoded_for_links() {
+        use base64::Engine as _;
+        let html = b"<a href=\"https://go-x1.top/c\">x</a>";
+        let enc = base64::engine::general_purpose::STANDARD.encode(html);
+        let (a, b) = enc.split_at(10);
+        let body = format!(
+            "--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: BASE64\r\n\r\n{a}\r\n{b}\r\n--b--\r\n"
+        );
+        let mut out = Vec::new();
+        decode_base64_parts(body.as_bytes(), false, &mut out);
+        assert_eq!(out, html);
+        decode_base64_parts(format!("{a}\n{b}\n").as_bytes(), true, &mut out);
+        assert_eq!(out, html);
+        let mut domains = Vec::new();
+        landing_domains(&out, "brand.example", &mut domains);
+        assert_eq!(domains, ["go-x1.top"]);
+    }
+
+    #[test]
     fn reserved_names_act_as_suffixes() {
         assert_eq!(
             registrable("secure-e5.example.com"),
@@ -294,15 +389,20 @@ HTTPS://promo.deals-zone.com/again";
     }
 
     #[test]
-    fn sender_families_normalise_digits_and_drop_the_suffix() {
+    fn sender_families_take_the_first_word() {
         let mut f = String::new();
-        sender_family("deals-2291.top", &mut f);
-        assert_eq!(f, "deals-#");
-        let mut g = String::new();
-        sender_family("deals-87.co.uk", &mut g);
-        assert_eq!(f, g);
-        sender_family("localhost", &mut f);
-        assert_eq!(f, "localhost");
+        for d in [
+            "securestore-offers.example",
+            "securestore54.test",
+            "mail.securestore.co.uk",
+        ] {
+            sender_family(d, &mut f);
+            assert_eq!(f, "securestore", "{d}");
+        }
+        sender_family("x.trustedbonus-mail.example.com", &mut f);
+        assert_eq!(f, "trustedbonus");
+        sender_family("2291.top", &mut f);
+        assert_eq!(f, "2291");
     }
 
     #[test]

@@ -104,6 +104,15 @@ pub struct Headers<'a> {
     pub x_mailer: Option<&'a [u8]>,
     pub list_unsubscribe: Option<&'a [u8]>,
     pub content_type: Option<&'a [u8]>,
+    pub content_transfer_encoding: Option<&'a [u8]>,
+    /// `X-MS-Exchange-CrossTenant-AuthAs` (`Anonymous`, `Internal`, ...).
+    pub ms_auth_as: Option<&'a [u8]>,
+    /// `X-MS-Exchange-CrossTenant-FromEntityHeader` (`Internet`, `Hosted`, ...).
+    pub ms_from_entity: Option<&'a [u8]>,
+    /// `X-MS-Exchange-CrossTenant-OriginalAttributedTenantConnectingIp`
+    /// (`TenantId=<guid>;Ip=[...];Helo=[...]`): the tenant the receiving side attributed the
+    /// connection to, i.e. the sender's.
+    pub ms_attributed_tenant: Option<&'a [u8]>,
     /// Offset where the body starts (just past the blank line), or the message length when the
     /// message has no body.
     pub body_start: usize,
@@ -159,6 +168,10 @@ enum Field {
     XMailer,
     ListUnsubscribe,
     ContentType,
+    ContentTransferEncoding,
+    MsAuthAs,
+    MsFromEntity,
+    MsAttributedTenant,
 }
 
 /// Match a field name without allocating: dispatch on length, then compare ASCII case-insensitively.
@@ -180,7 +193,13 @@ fn field_of(name: &[u8]) -> Option<Field> {
         15 if is(b"x-originatororg") => Field::OriginatorOrg,
         16 if is(b"list-unsubscribe") => Field::ListUnsubscribe,
         22 if is(b"authentication-results") => Field::AuthenticationResults,
+        25 if is(b"content-transfer-encoding") => Field::ContentTransferEncoding,
         28 if is(b"x-ms-exchange-crosstenant-id") => Field::CrossTenantId,
+        32 if is(b"x-ms-exchange-crosstenant-authas") => Field::MsAuthAs,
+        42 if is(b"x-ms-exchange-crosstenant-fromentityheader") => Field::MsFromEntity,
+        62 if is(b"x-ms-exchange-crosstenant-originalattributedtenantconnectingip") => {
+            Field::MsAttributedTenant
+        }
         _ => return None,
     };
     Some(f)
@@ -321,6 +340,10 @@ fn finish<'a>(out: &mut Headers<'a>, msg: &'a [u8], field: Option<(Field, usize)
         Field::XMailer => first(&mut out.x_mailer),
         Field::ListUnsubscribe => first(&mut out.list_unsubscribe),
         Field::ContentType => first(&mut out.content_type),
+        Field::ContentTransferEncoding => first(&mut out.content_transfer_encoding),
+        Field::MsAuthAs => first(&mut out.ms_auth_as),
+        Field::MsFromEntity => first(&mut out.ms_from_entity),
+        Field::MsAttributedTenant => first(&mut out.ms_attributed_tenant),
     }
 }
 
