@@ -124,6 +124,33 @@ pub struct MessageFacts {
     pub from_text: (u32, u16),
 }
 
+/// Hashing for maps keyed by evidence keys, which are hashes already: the key is its own hash.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Keys are FNV values: mix once so the low bits the table uses are well spread.
+        self.0 = (self.0 ^ n)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+}
+
+type KeyMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
+type KeySet<K> = HashSet<K, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// Per-key knowledge gathered while the corpus streams by.
 #[derive(Debug, Default)]
 struct KeyInfo {
@@ -136,7 +163,7 @@ pub struct Grouping {
     /// Per-message facts, read back by [`Grouping::finish`]; never committed.
     side_file: PendingFile,
     messages: u64,
-    keys: HashMap<u64, KeyInfo>,
+    keys: KeyMap<u64, KeyInfo>,
     /// (brand, tenant) → Microsoft 365 messages with an aligned pass.
     brand_tenant: HashMap<(u64, u64), u32>,
     brand_total: HashMap<u64, u32>,
@@ -209,7 +236,7 @@ impl Grouping {
         Ok(Grouping {
             side_file,
             messages: 0,
-            keys: HashMap::new(),
+            keys: KeyMap::default(),
             brand_tenant: HashMap::new(),
             brand_total: HashMap::new(),
             own_tenant: HashSet::new(),
@@ -297,14 +324,14 @@ impl Grouping {
     ) -> Result<GroupOutput, OutputError> {
         let side_path = self.side_file.temp_path().to_path_buf();
         self.side_file.flush()?;
-        let ubiquitous: HashSet<u64> = self
+        let ubiquitous: KeySet<u64> = self
             .keys
             .iter()
             .filter(|(_, i)| i.families.len() >= UBIQUITOUS_FAMILIES)
             .map(|(k, _)| *k)
             .collect();
         // Stage one: link messages of the same sender family through their shared keys.
-        let mut index: HashMap<u64, u32> = HashMap::new();
+        let mut index: KeyMap<u64, u32> = KeyMap::default();
         let mut parent: Vec<u32> = Vec::new();
         let mut min_key: Vec<u64> = Vec::new();
         let mut linking = Vec::new();
@@ -339,7 +366,7 @@ impl Grouping {
         // Stage two: groups of different families merge when at least
         // [`MIN_SHARED_KEYS`] keys join them (one shared news site or URL shortener is chance;
         // several landing hosts, networks and tenants are one operation).
-        let mut key_groups: HashMap<u64, Vec<u32>> = HashMap::new();
+        let mut key_groups: KeyMap<u64, Vec<u32>> = KeyMap::default();
         read_records(&side_path, |rec, keys| {
             let Some(g) = group_of(rec, keys, &mut parent) else {
                 return;
@@ -375,7 +402,7 @@ impl Grouping {
         }
         drop(key_groups);
         // Messages per group.
-        let mut group_size: HashMap<u32, u64> = HashMap::new();
+        let mut group_size: KeyMap<u32, u64> = KeyMap::default();
         read_records(&side_path, |rec, keys| {
             if let Some(g) = group_of(rec, keys, &mut parent) {
                 *group_size.entry(g).or_default() += 1;
@@ -390,12 +417,13 @@ impl Grouping {
         read_line(&mut rows, &mut header).map_err(io_err(stage_one))?;
         messages_file.write_all(&header)?;
         let mut campaigns: Vec<CampaignStats> = Vec::new();
-        let mut campaign_of_group: HashMap<u32, usize> = HashMap::new();
+        let mut campaign_of_group: KeyMap<u32, usize> = KeyMap::default();
         let mut outside: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
         let mut report = CampaignReport::default();
         let mut row = Vec::new();
         let mut out_buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let mut failure: Option<OutputError> = None;
+        let mut cells = csv_core::Reader::new();
         read_records(&side_path, |rec, keys| {
             if failure.is_some() {
                 return;
@@ -426,7 +454,7 @@ impl Grouping {
                 *campaign_of_group.entry(g).or_insert_with(|| {
                     campaigns.push(CampaignStats {
                         id: format!("{:016x}", min_key[g as usize]),
-                        example_subject: row_cell(&row, 8),
+                        example_subject: row_cell(&mut cells, &row, 8),
                         ..CampaignStats::default()
                     });
                     campaigns.len() - 1
@@ -693,18 +721,34 @@ fn read_line(r: &mut impl io::BufRead, out: &mut Vec<u8>) -> io::Result<usize> {
     r.read_until(b'\n', out)
 }
 
-/// One cell of a CSV row (0-based), unquoted; empty when absent.
-fn row_cell(row: &[u8], index: usize) -> String {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(row);
-    let mut rec = csv::ByteRecord::new();
-    match reader.read_byte_record(&mut rec) {
-        Ok(true) => rec
-            .get(index)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .unwrap_or_default(),
-        _ => String::new(),
+/// One cell of a CSV row (0-based), unquoted; empty when absent. `reader` is reused: building a
+/// CSV reader costs more than reading one row.
+fn row_cell(reader: &mut csv_core::Reader, row: &[u8], index: usize) -> String {
+    reader.reset();
+    let mut input = row;
+    let mut cell = vec![0u8; row.len() + 1];
+    let mut filled = 0;
+    let mut n = 0;
+    loop {
+        let (result, read, written) = reader.read_field(input, &mut cell[filled..]);
+        input = &input[read..];
+        filled += written;
+        match result {
+            csv_core::ReadFieldResult::Field { record_end } => {
+                if n == index {
+                    return String::from_utf8_lossy(&cell[..filled]).into_owned();
+                }
+                if record_end {
+                    return String::new();
+                }
+                n += 1;
+                filled = 0;
+            }
+            csv_core::ReadFieldResult::End => return String::new(),
+            // Input ended inside the last field (no newline): the next call, with no input,
+            // finishes it.
+            csv_core::ReadFieldResult::InputEmpty | csv_core::ReadFieldResult::OutputFull => {}
+        }
     }
 }
 
@@ -748,6 +792,18 @@ mod tests {
         for i in 0..4 {
             assert_eq!(min_key[find(&mut parent, i) as usize], 10);
         }
+    }
+
+    #[test]
+    fn row_cells_are_unquoted() {
+        let mut r = csv_core::Reader::new();
+        let row = b"a,\"b,\"\"c\"\"\",,last\n";
+        assert_eq!(row_cell(&mut r, row, 0), "a");
+        assert_eq!(row_cell(&mut r, row, 1), "b,\"c\"");
+        assert_eq!(row_cell(&mut r, row, 2), "");
+        assert_eq!(row_cell(&mut r, row, 3), "last");
+        assert_eq!(row_cell(&mut r, row, 4), "");
+        assert_eq!(row_cell(&mut r, b"x,y", 1), "y");
     }
 
     #[test]

@@ -224,32 +224,58 @@ pub fn decode_base64_parts(body: &[u8], whole: bool, out: &mut Vec<u8>) {
     }
 }
 
-/// Decode base64 text whose lines may be broken anywhere; stops at the first character that is
-/// not base64 or whitespace, keeping what decoded.
+/// Decode base64 text line by line (MIME writes whole 4-character groups per line); a line that
+/// is not (a broken encoder's) is carried over to the next. Stops at padding or at the first
+/// character that is not base64, keeping what decoded, and after [`LINK_SCAN_BYTES`].
 fn decode_lines(text: &[u8], out: &mut Vec<u8>) {
-    use base64::Engine as _;
-    let mut clean = Vec::with_capacity(text.len().min(LINK_SCAN_BYTES));
-    for &b in text {
-        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' {
-            clean.push(b);
-        } else if b == b'=' || !b.is_ascii_whitespace() {
-            break;
-        }
-        if clean.len() >= LINK_SCAN_BYTES {
-            break;
-        }
-    }
-    if clean.len() % 4 == 1 {
-        clean.pop();
-    }
-    // Padding was cut off above; spam encoders leave stray trailing bits.
-    let engine = base64::engine::GeneralPurpose::new(
+    // Padding was left out of the input below; spam encoders leave stray trailing bits.
+    const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         base64::engine::GeneralPurposeConfig::new()
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
             .with_decode_allow_trailing_bits(true),
     );
-    let _ = engine.decode_vec(&clean, out);
+    let mut carry: Vec<u8> = Vec::new();
+    let mut start = 0;
+    let limit = out.len() + LINK_SCAN_BYTES;
+    while start < text.len() && out.len() < limit {
+        let end = memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |i| start + i);
+        let mut line = text[start..end].trim_ascii();
+        start = end + 1;
+        // The usual line: whole groups, valid. The decoder checks every character anyway, so
+        // only a line it refuses is searched for where the base64 stops.
+        if carry.is_empty() && line.len().is_multiple_of(4) && decode_into(&ENGINE, line, out) {
+            continue;
+        }
+        let stop = line
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'/'));
+        if let Some(p) = stop {
+            line = &line[..p];
+        }
+        {
+            carry.extend_from_slice(line);
+            let whole = carry.len() / 4 * 4;
+            decode_into(&ENGINE, &carry[..whole], out);
+            carry.drain(..whole);
+        }
+        if stop.is_some() {
+            break;
+        }
+    }
+    if carry.len() % 4 >= 2 {
+        decode_into(&ENGINE, &carry, out);
+    }
+}
+
+/// Append the decoding of `text` to `out`; on an error `out` is left as it was.
+fn decode_into(engine: &impl base64::Engine, text: &[u8], out: &mut Vec<u8>) -> bool {
+    let before = out.len();
+    let ok = engine.decode_vec(text, out).is_ok();
+    if !ok {
+        out.truncate(before);
+    }
+    ok
 }
 
 /// A subject with its variable parts normalised: lowercased, reply/forward prefixes and a
