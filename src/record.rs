@@ -609,14 +609,14 @@ impl<'o> RowWriter<'o> {
 
         let keys_start = self.out.fact_keys.len();
         let keys = &mut self.out.fact_keys;
-        evidence::landing_domains(body, &from_org, &mut self.landing);
-        let whole_base64 = h
-            .content_transfer_encoding
-            .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"base64"));
-        let mut decoded = std::mem::take(&mut self.decoded);
-        evidence::decode_base64_parts(body, whole_base64, &mut decoded);
-        evidence::add_landing_domains(&decoded, &from_org, &mut self.landing);
-        self.decoded = decoded;
+        evidence::body_landing_domains(
+            body,
+            h.content_type,
+            h.content_transfer_encoding,
+            &from_org,
+            &mut self.decoded,
+            &mut self.landing,
+        );
         if let Some(v) = h.list_unsubscribe {
             evidence::add_landing_domains(v, &from_org, &mut self.landing);
         }

@@ -90,6 +90,9 @@ pub enum ScanError {
 pub struct ScanReport {
     pub totals: Totals,
     pub elapsed: Duration,
+    /// Of `elapsed`, the time spent deciding campaigns after the corpus was read (zero with
+    /// `--no-campaigns`): the serial tail of a run.
+    pub grouping_elapsed: Duration,
     pub threads: usize,
     /// Result files written, in commit order.
     pub outputs: Vec<PathBuf>,
@@ -180,6 +183,7 @@ pub fn scan(
         return Err(ScanError::Interrupted);
     }
     totals.notes.sort();
+    let grouping_started = Instant::now();
     let (messages, group_files, campaigns) = match grouping {
         Some(g) => {
             messages.flush()?;
@@ -202,6 +206,10 @@ pub fn scan(
     let mut report = ScanReport {
         totals,
         elapsed: started.elapsed(),
+        grouping_elapsed: match campaigns {
+            Some(_) => grouping_started.elapsed(),
+            None => Duration::ZERO,
+        },
         threads,
         outputs: std::iter::once(&messages)
             .chain(received.as_ref())

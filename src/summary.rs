@@ -81,6 +81,7 @@ pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions)
         "run": {
             "threads": report.threads,
             "elapsed_seconds": report.elapsed.as_secs_f64(),
+            "grouping_seconds": report.grouping_elapsed.as_secs_f64(),
             "messages_per_second": mps.round(),
             "megabytes_per_second": (mbps * 10.0).round() / 10.0,
         },

@@ -73,6 +73,12 @@ const SHARED_LINK_DOMAINS: [&str; 30] = [
     "urldefense.proofpoint.com",
 ];
 
+/// The searchers are built once: building one costs more than a search of a short body.
+static SCHEME_END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"://"));
+static DELIMITER_START: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n--"));
+
 /// At most this many body bytes are searched for links; the landing link of a campaign sits near
 /// the top, and a bound keeps huge attachments from costing time.
 const LINK_SCAN_BYTES: usize = 256 << 10;
@@ -95,7 +101,10 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
     }
     let body = &body[..body.len().min(LINK_SCAN_BYTES)];
     let mut host = Vec::with_capacity(64);
-    for at in memchr::memmem::find_iter(body, b"://") {
+    // Hosts already judged in this call: a newsletter links the same host dozens of times.
+    let mut seen: [u64; 16] = [0; 16];
+    let mut seen_len = 0;
+    for at in SCHEME_END.find_iter(body) {
         let before = &body[..at];
         let scheme_ok = before.len() >= 4 && {
             let b = if before.len() >= 5 && before[before.len() - 1].eq_ignore_ascii_case(&b's') {
@@ -136,6 +145,14 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
             if host.len() > 253 {
                 break;
             }
+        }
+        let host_key = fnv1a(&[&host]).max(1);
+        if seen[..seen_len].contains(&host_key) {
+            continue;
+        }
+        if seen_len < seen.len() {
+            seen[seen_len] = host_key;
+            seen_len += 1;
         }
         let Ok(h) = std::str::from_utf8(&host) else {
             continue;
@@ -183,45 +200,198 @@ pub fn registrable(host: &str) -> Option<&str> {
     psl::domain_str(host)
 }
 
-/// The text of base64-encoded MIME parts of a message body, decoded and appended to `out`, so
-/// links in base64 HTML (common in bulk mail) can be read: the whole body when the message's own
-/// `Content-Transfer-Encoding` is base64 (`whole`), else every part whose part header says
-/// base64, up to the next boundary line. At most [`LINK_SCAN_BYTES`] are decoded.
-pub fn decode_base64_parts(body: &[u8], whole: bool, out: &mut Vec<u8>) {
+/// Registrable domains of the links a recipient would see in a message body, MIME-aware:
+/// text parts (and parts without a type, which are text/plain) are read, quoted-printable and
+/// 7/8-bit ones as they are, base64 ones decoded (bulk mail often sends its HTML that way);
+/// images, archives and documents are skipped, since a mail client shows no links in them, and so
+/// are multipart preambles and epilogues. `content_type` and `transfer_encoding` are the message's
+/// own fields. `out` is cleared first; `scratch` holds decoded text. At most [`LINK_SCAN_BYTES`]
+/// of part text are read.
+pub fn body_landing_domains(
+    body: &[u8],
+    content_type: Option<&[u8]>,
+    transfer_encoding: Option<&[u8]>,
+    from_org: &str,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<String>,
+) {
     out.clear();
-    if whole {
-        decode_lines(body, out);
+    let multipart = content_type.is_some_and(|t| {
+        let t = t.trim_ascii_start();
+        t.len() >= 10 && t[..10].eq_ignore_ascii_case(b"multipart/")
+    });
+    let mut budget = LINK_SCAN_BYTES;
+    if !multipart {
+        let kind = PartKind::of(content_type, transfer_encoding);
+        scan_part(body, kind, from_org, &mut budget, scratch, out);
         return;
     }
-    let mut from = 0;
-    while out.len() < LINK_SCAN_BYTES {
-        let Some(six) = memchr::memmem::find(&body[from..], b"64").map(|i| from + i) else {
+    // Walk the delimiter lines (`--` at a line start); the text between two of them is a part
+    // whose header says how to read it. A `--` line not followed by a header (a signature
+    // separator, an HTML comment) belongs to the part it is in.
+    let mut kind = PartKind::Skip; // the preamble
+    let mut part_start = 0;
+    let mut at = if body.starts_with(b"--") {
+        Some(0)
+    } else {
+        None
+    };
+    let mut search = 0;
+    loop {
+        let line = at.or_else(|| {
+            DELIMITER_START
+                .find(&body[search..])
+                .map(|i| search + i + 1)
+        });
+        at = None;
+        let Some(line) = line else {
+            scan_part(
+                &body[part_start..],
+                kind,
+                from_org,
+                &mut budget,
+                scratch,
+                out,
+            );
             return;
         };
-        from = six + 2;
-        if six < 4 || !body[six - 4..six].eq_ignore_ascii_case(b"base") {
-            continue;
-        }
-        let line_start = memchr::memrchr(b'\n', &body[..six]).map_or(0, |i| i + 1);
-        let line = &body[line_start..six - 4];
-        let is_cte =
-            line.len() > 25 && line[..25].eq_ignore_ascii_case(b"content-transfer-encoding");
-        if !is_cte {
-            continue;
-        }
-        // The part body: after the blank line that ends the part header, up to a `--` line.
-        let Some(blank) = memchr::memmem::find(&body[from..], b"\n\r\n")
-            .or_else(|| memchr::memmem::find(&body[from..], b"\n\n"))
-        else {
-            return;
+        let line_end = memchr::memchr(b'\n', &body[line..]).map_or(body.len(), |i| line + i);
+        search = line_end;
+        let delimiter = body[line..line_end].trim_ascii_end();
+        let closing = delimiter.len() > 4 && delimiter.ends_with(b"--");
+        let next_kind = if closing {
+            Some((PartKind::Skip, (line_end + 1).min(body.len())))
+        } else {
+            part_header(&body[(line_end + 1).min(body.len())..])
+                .map(|(k, len)| (k, (line_end + 1 + len).min(body.len())))
         };
-        let start = from + blank + 2;
-        let start = start + usize::from(body.get(start) == Some(&b'\n'));
-        let end = memchr::memmem::find(&body[start.min(body.len())..], b"\n--")
-            .map_or(body.len(), |i| start + i);
-        decode_lines(&body[start.min(end)..end], out);
-        from = end;
+        if let Some((next, next_start)) = next_kind {
+            // The line break before the delimiter belongs to it (RFC 2046 §5.1.1).
+            let end = line.saturating_sub(1).max(part_start);
+            scan_part(
+                &body[part_start..end],
+                kind,
+                from_org,
+                &mut budget,
+                scratch,
+                out,
+            );
+            kind = next;
+            part_start = next_start;
+            search = next_start.saturating_sub(1).max(search);
+        }
+        if budget == 0 || out.len() >= MAX_LANDING {
+            return;
+        }
     }
+}
+
+/// How a MIME part's links are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartKind {
+    /// Text as it is (7bit, 8bit, quoted-printable).
+    Text,
+    /// Base64 text.
+    Base64Text,
+    /// Not text, or a multipart container's preamble or epilogue.
+    Skip,
+}
+
+impl PartKind {
+    fn of(content_type: Option<&[u8]>, transfer_encoding: Option<&[u8]>) -> PartKind {
+        if !content_type.is_none_or(is_text_media) {
+            return PartKind::Skip;
+        }
+        let base64 =
+            transfer_encoding.is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"base64"));
+        if base64 {
+            PartKind::Base64Text
+        } else {
+            PartKind::Text
+        }
+    }
+}
+
+/// Read a part header at the start of `text`: its kind and its length up to and including the
+/// blank line. None when `text` does not start with a header field or a blank line.
+fn part_header(text: &[u8]) -> Option<(PartKind, usize)> {
+    let mut content_type: Option<&[u8]> = None;
+    let mut encoding: Option<&[u8]> = None;
+    let mut last: Option<&mut Option<&[u8]>> = None;
+    let mut pos = 0;
+    let mut first = true;
+    while pos < text.len() {
+        let end = memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i);
+        let line = &text[pos..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        pos = (end + 1).min(text.len());
+        if line.is_empty() {
+            return Some((PartKind::of(content_type, encoding), pos));
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            if first {
+                return None;
+            }
+            // A folded value: only an empty start of one is completed here.
+            if let Some(slot) = last.as_mut()
+                && slot.is_some_and(|v| v.trim_ascii().is_empty())
+            {
+                **slot = Some(line);
+            }
+            continue;
+        }
+        let colon = line.iter().position(|&b| b == b':')?;
+        let name = &line[..colon];
+        if name.is_empty() || !name.iter().all(|&b| b.is_ascii_graphic()) {
+            return None;
+        }
+        first = false;
+        let value = &line[colon + 1..];
+        last = None;
+        if name.eq_ignore_ascii_case(b"content-type") {
+            content_type = Some(value);
+            last = Some(&mut content_type);
+        } else if name.eq_ignore_ascii_case(b"content-transfer-encoding") {
+            encoding = Some(value);
+            last = Some(&mut encoding);
+        }
+    }
+    None
+}
+
+/// Add the landing domains of one part's text to `out`.
+fn scan_part(
+    part: &[u8],
+    kind: PartKind,
+    from_org: &str,
+    budget: &mut usize,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<String>,
+) {
+    if *budget == 0 || part.is_empty() {
+        return;
+    }
+    match kind {
+        PartKind::Skip => {}
+        PartKind::Text => {
+            let part = &part[..part.len().min(*budget)];
+            *budget -= part.len();
+            add_landing_domains(part, from_org, out);
+        }
+        PartKind::Base64Text => {
+            scratch.clear();
+            decode_lines(part, scratch);
+            scratch.truncate(*budget);
+            *budget -= scratch.len();
+            add_landing_domains(scratch, from_org, out);
+        }
+    }
+}
+
+/// Whether a Content-Type value names a text type (`text/html`, `text/plain`, ...).
+pub fn is_text_media(value: &[u8]) -> bool {
+    let v = value.trim_ascii_start();
+    v.len() >= 5 && v[..5].eq_ignore_ascii_case(b"text/")
 }
 
 /// Decode base64 text line by line (MIME writes whole 4-character groups per line); a line that
@@ -370,23 +540,67 @@ HTTPS://promo.deals-zone.com/again";
         );
     }
 
-    #[test]
-    fn base64_parts_are_decoded_for_links() {
+    fn links(body: &str, content_type: &str, encoding: Option<&str>) -> Vec<String> {
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        body_landing_domains(
+            body.as_bytes(),
+            Some(content_type.as_bytes()),
+            encoding.map(str::as_bytes),
+            "brand.example",
+            &mut scratch,
+            &mut out,
+        );
+        out
+    }
+
+    fn b64(text: &str) -> String {
         use base64::Engine as _;
-        let html = b"<a href=\"https://go-x1.top/c\">x</a>";
-        let enc = base64::engine::general_purpose::STANDARD.encode(html);
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    #[test]
+    fn base64_text_is_decoded_for_links() {
+        let enc = b64("<a href=\"https://go-x1.top/c\">x</a>");
         let (a, b) = enc.split_at(10);
         let body = format!(
             "--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: BASE64\r\n\r\n{a}\r\n{b}\r\n--b--\r\n"
         );
-        let mut out = Vec::new();
-        decode_base64_parts(body.as_bytes(), false, &mut out);
-        assert_eq!(out, html);
-        decode_base64_parts(format!("{a}\n{b}\n").as_bytes(), true, &mut out);
-        assert_eq!(out, html);
-        let mut domains = Vec::new();
-        landing_domains(&out, "brand.example", &mut domains);
-        assert_eq!(domains, ["go-x1.top"]);
+        assert_eq!(
+            links(&body, "multipart/alternative; boundary=b", None),
+            ["go-x1.top"]
+        );
+        let whole = format!("{a}\n{b}\n");
+        assert_eq!(links(&whole, "text/html", Some(" base64")), ["go-x1.top"]);
+        assert!(links(&whole, "image/png", Some("base64")).is_empty());
+    }
+
+    #[test]
+    fn only_text_parts_are_read() {
+        let body = format!(
+            "preamble https://preamble.top/\n\
+             --b\nContent-Type:\n text/html; charset=utf-8\nContent-Transfer-Encoding: base64\n\n{}\n\
+             --b\nContent-Type: application/pdf\nContent-Transfer-Encoding: base64\n\n{}\n\
+             --b\nContent-Type: multipart/related; boundary=c\n\n\
+             --c\n\nsee https://plain-x.top/ -- and\n-- \nsig https://sig.top/\n--c--\n\
+             epilogue https://epilogue.top/\n\
+             --b\nContent-Type: image/gif\n\nGIF89a https://gif.top/\n\
+             --b\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n\
+             https://qp-lo=\nng.top/\n--b--\n",
+            b64("<a href=\"https://go-x1.top/c\">x</a>"),
+            b64("%PDF-1.4 /URI (https://pdf-link.top/)"),
+        );
+        assert_eq!(
+            links(&body, "Multipart/Mixed; boundary=b", Some("7bit")),
+            ["go-x1.top", "plain-x.top", "sig.top", "qp-long.top"],
+            "PDF, GIF, preamble and epilogue are skipped; a signature separator is text"
+        );
+        // Cut off in a part header or with no delimiter at all: no panic, what is there counts.
+        for cut in [5, 40, 90, body.len() - 3] {
+            links(&body[..cut], "multipart/mixed", None);
+        }
+        assert!(links("no parts at all", "multipart/mixed", None).is_empty());
+        assert!(is_text_media(b" Text/HTML; charset=x"));
+        assert!(!is_text_media(b"image/png"));
     }
 
     #[test]

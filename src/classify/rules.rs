@@ -17,7 +17,7 @@
 
 use std::net::IpAddr;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind, StartKind};
 use thiserror::Error;
 
 /// The rules shipped with the tool.
@@ -190,10 +190,18 @@ impl Rules {
                 other => return Err(syntax(format!("unknown kind {other:?}"))),
             }
         }
+        // The automaton holds the suffixes reversed and runs anchored over the reversed name:
+        // the longest suffix is then the leftmost-longest match at position 0, found without
+        // scanning the name for matches that cannot end at its end.
+        let reversed: Vec<Vec<u8>> = suffixes
+            .iter()
+            .map(|(p, _, _)| p.bytes().rev().collect())
+            .collect();
         let matcher = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(suffixes.iter().map(|(p, _, _)| p.as_bytes()))
+            .match_kind(MatchKind::LeftmostLongest)
+            .start_kind(StartKind::Anchored)
+            .build(&reversed)
             .map_err(|e| RulesError::Build(e.to_string()))?;
         // Narrowest network first, so the first hit is the most specific.
         nets.sort_by(|a, b| b.prefix.cmp(&a.prefix).then(a.addr.cmp(&b.addr)));
@@ -217,36 +225,23 @@ impl Rules {
     /// Classify a host name by its longest matching suffix.
     pub fn host(&self, host: &[u8]) -> Option<Match<'_>> {
         let host = host.strip_suffix(b".").unwrap_or(host);
-        if host.is_empty() {
+        if host.is_empty() || host.len() > 253 {
             return None;
         }
-        // Matching `.` + host lets a suffix match the whole name; the automaton runs over the
-        // name only and the leading dot is checked by hand.
-        let mut best: Option<(usize, usize)> = None; // (pattern length, rule)
-        for m in self.matcher.find_overlapping_iter(host) {
-            if m.end() != host.len() {
-                continue;
-            }
-            let len = m.end() - m.start();
-            if best.is_none_or(|(l, _)| len > l) {
-                best = Some((len, m.pattern().as_usize()));
-            }
+        // `.` + host, reversed: a suffix `.pphosted.com` then matches `pphosted.com` itself too.
+        let mut buf = [0u8; 254];
+        let reversed = &mut buf[..host.len() + 1];
+        for (slot, &b) in reversed.iter_mut().zip(host.iter().rev()) {
+            *slot = b;
         }
-        // The whole name equal to a suffix without its dot (`pphosted.com` itself).
-        for (i, (p, _, _)) in self.suffixes.iter().enumerate() {
-            if p.len() - 1 == host.len()
-                && p.as_bytes()[1..].eq_ignore_ascii_case(host)
-                && best.is_none_or(|(l, _)| host.len() + 1 > l)
-            {
-                best = Some((host.len() + 1, i));
-            }
-        }
-        best.map(|(_, i)| {
-            let (_, class, provider) = &self.suffixes[i];
-            Match {
-                class: *class,
-                provider: &self.providers[*provider],
-            }
+        reversed[host.len()] = b'.';
+        let m = self
+            .matcher
+            .find(Input::new(&*reversed).anchored(Anchored::Yes))?;
+        let (_, class, provider) = &self.suffixes[m.pattern().as_usize()];
+        Some(Match {
+            class: *class,
+            provider: &self.providers[*provider],
         })
     }
 
@@ -340,6 +335,25 @@ net seg example 2001:db8::/32
             r.host(b"x.pphosted.com").map(|m| m.provider),
             Some("proofpoint")
         );
+    }
+
+    #[test]
+    fn nested_suffixes_pick_the_longer_one() {
+        let r = Rules::parse(
+            "suffix freemail microsoft .outlook.com\nsuffix m365-internal microsoft .prod.outlook.com\n",
+        )
+        .unwrap();
+        let class = |h: &str| r.host(h.as_bytes()).map(|m| m.class);
+        assert_eq!(
+            class("a.eurprd04.PROD.outlook.com"),
+            Some(HopClass::M365Internal)
+        );
+        assert_eq!(class("prod.outlook.com"), Some(HopClass::M365Internal));
+        assert_eq!(class("mail.outlook.com"), Some(HopClass::Freemail));
+        assert_eq!(class("outlook.com"), Some(HopClass::Freemail));
+        assert_eq!(class("xprod.outlook.com"), Some(HopClass::Freemail));
+        assert_eq!(class("outlook.com.evil.net"), None);
+        assert_eq!(class(&"a.".repeat(200)), None);
     }
 
     #[test]
