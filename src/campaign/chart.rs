@@ -31,10 +31,13 @@ impl Series {
                 }
             }
             if i < CHART_CAMPAIGNS {
-                s.lines.push((
-                    format!("campaign {id} ({messages} msgs)"),
-                    per_day.iter().map(|(d, (n, _))| (*d, *n)).collect(),
-                ));
+                let abuse: u64 = per_day.values().map(|(_, a)| a).sum();
+                let name = match abuse {
+                    0 => format!("campaign {id} ({messages} msgs)"),
+                    a => format!("campaign {id} ({messages} msgs, {a} relay abuse)"),
+                };
+                s.lines
+                    .push((name, per_day.iter().map(|(d, (n, _))| (*d, *n)).collect()));
             }
         }
         for (d, (_, a)) in outside {
@@ -100,19 +103,38 @@ fn draw<DB: DrawingBackend>(
         .x_label_formatter(&|d| super::day_text(*d))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
+    // Relay abuse first, as a light area: the campaign lines stay visible on top of it (a wave
+    // that is all relay abuse would otherwise hide under its own red line).
+    if !series.relay_abuse.is_empty() {
+        let total: u64 = series.relay_abuse.values().sum();
+        let fill = RED.mix(0.2);
+        chart
+            .draw_series(
+                AreaSeries::new(filled_days(lo, hi, &series.relay_abuse), 0, fill)
+                    .border_style(RED.stroke_width(1)),
+            )?
+            .label(format!("relay abuse, all messages ({total} msgs)"))
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED.mix(0.35).filled())
+            });
+    }
     let palette = [
         RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
         RGBColor(148, 103, 189),
         RGBColor(140, 86, 75),
         RGBColor(23, 190, 207),
-        RGBColor(127, 127, 127),
     ];
     for (i, (name, per_day)) in series.lines.iter().enumerate() {
         let color = palette[i % palette.len()];
+        // A campaign's line spans its own days (and one either side, down to the axis), so
+        // inactive campaigns do not pile up on the x axis.
+        let first = per_day.keys().next().map_or(lo, |d| (d - 1).max(lo));
+        let last = per_day.keys().next_back().map_or(hi, |d| (d + 1).min(hi));
         chart
             .draw_series(LineSeries::new(
-                filled_days(lo, hi, per_day),
+                filled_days(first, last, per_day),
                 color.stroke_width(2),
             ))?
             .label(name.as_str())
@@ -120,18 +142,9 @@ fn draw<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    if !series.relay_abuse.is_empty() {
-        let total: u64 = series.relay_abuse.values().sum();
-        chart
-            .draw_series(LineSeries::new(
-                filled_days(lo, hi, &series.relay_abuse),
-                RED.stroke_width(3),
-            ))?
-            .label(format!("relay abuse, all campaigns ({total} msgs)"))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(3)));
-    }
     chart
         .configure_series_labels()
+        .label_font(("sans-serif", 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperLeft)
@@ -160,8 +173,8 @@ mod tests {
         let svg = render(&s);
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
         assert!(svg.contains("2024-03-18"), "a date label");
-        assert!(svg.contains("campaign 00ab (14 msgs)"));
-        assert!(svg.contains("relay abuse, all campaigns (2 msgs)"));
+        assert!(svg.contains("campaign 00ab (14 msgs, 2 relay abuse)"));
+        assert!(svg.contains("relay abuse, all messages (2 msgs)"));
         assert!(svg.matches("<polyline").count() >= 2, "two lines");
     }
 }
