@@ -136,6 +136,13 @@ pub fn human_summary(report: &ScanReport) -> String {
             "  campaigns: {} ({} messages); relay abuse: {} messages ({} candidates: aligned pass through Microsoft 365 and a gateway)\n",
             c.campaigns, c.messages_in_campaigns, c.relay_abuse, c.relay_abuse_candidates
         ));
+        let total_sigs: u64 = sigs.values().sum();
+        let no_key = sigs.get("no-key").copied().unwrap_or(0);
+        if c.relay_abuse_candidates == 0 && no_key > 0 && no_key * 2 >= total_sigs {
+            s.push_str(&format!(
+                "  note: relay abuse needs a passing From-aligned DKIM signature, and {no_key} of {total_sigs} signatures had no key: give --keys or --dns (without them the trap's recorded Authentication-Results are used where present)\n"
+            ));
+        }
         for l in c.largest.iter().take(5) {
             s.push_str(&format!(
                 "    {} {} msgs ({} relay abuse) {} .. {} e.g. {:?}\n",
