@@ -3,6 +3,34 @@
 //! per-machine counts fold into one.
 
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
+
+/// Hashing for sets and maps keyed by values that are hashes already (evidence keys): one
+/// multiply-rotate mix instead of SipHash.
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Keys are FNV values: mix once so the low bits the table uses are well spread.
+        self.0 = (self.0 ^ n)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+}
+
+type ValueSet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
 
 /// Values counted exactly before switching to the sketch.
 pub const EXACT_LIMIT: usize = 4096;
@@ -12,7 +40,7 @@ const M: usize = 1 << P;
 /// A distinct count of 64-bit hashed values.
 #[derive(Debug, Clone, Default)]
 pub struct Distinct {
-    exact: HashSet<u64>,
+    exact: ValueSet,
     /// Registers once the exact set outgrew its limit.
     sketch: Option<Box<[u8; M]>>,
 }
@@ -32,7 +60,7 @@ impl Distinct {
                     for &v in &self.exact {
                         add(&mut regs, v);
                     }
-                    self.exact = HashSet::new();
+                    self.exact = ValueSet::default();
                     self.sketch = Some(regs);
                 }
             }
@@ -54,7 +82,7 @@ impl Distinct {
                 for (a, b) in regs.iter_mut().zip(theirs.iter()) {
                     *a = (*a).max(*b);
                 }
-                self.exact = HashSet::new();
+                self.exact = ValueSet::default();
                 self.sketch = Some(regs);
             }
         }

@@ -124,29 +124,7 @@ pub struct MessageFacts {
     pub from_text: (u32, u16),
 }
 
-/// Hashing for maps keyed by evidence keys, which are hashes already: the key is its own hash.
-#[derive(Default, Clone, Copy)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        // Keys are FNV values: mix once so the low bits the table uses are well spread.
-        self.0 = (self.0 ^ n)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29);
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-}
+use distinct::KeyHasher;
 
 type KeyMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
 type KeySet<K> = HashSet<K, std::hash::BuildHasherDefault<KeyHasher>>;
@@ -154,8 +132,10 @@ type KeySet<K> = HashSet<K, std::hash::BuildHasherDefault<KeyHasher>>;
 /// Per-key knowledge gathered while the corpus streams by.
 #[derive(Debug, Default)]
 struct KeyInfo {
-    /// Distinct sender domain families seen with the key, up to [`UBIQUITOUS_FAMILIES`].
-    families: Vec<u64>,
+    /// Distinct sender domain families seen with the key: the first
+    /// [`UBIQUITOUS_FAMILIES`], of which `seen` are filled.
+    families: [u64; UBIQUITOUS_FAMILIES],
+    seen: u8,
 }
 
 /// The corpus-wide campaign and baseline state; fed unit by unit in input order.
@@ -169,7 +149,6 @@ pub struct Grouping {
     brand_total: HashMap<u64, u32>,
     /// (brand, tenant) pairs where the tenant's own domain is the brand's.
     own_tenant: HashSet<(u64, u64)>,
-    from_names: HashMap<u64, Box<str>>,
 }
 
 /// One campaign's counters.
@@ -184,7 +163,7 @@ struct CampaignStats {
     origin_nets: Distinct,
     recipients: Distinct,
     from_domains: Distinct,
-    from_counts: HashMap<u64, u64>,
+    top_from: TopCounts,
     dkim: [u64; 3],
     aligned_pass: u64,
     relay_abuse: u64,
@@ -240,7 +219,6 @@ impl Grouping {
             brand_tenant: HashMap::new(),
             brand_total: HashMap::new(),
             own_tenant: HashSet::new(),
-            from_names: HashMap::new(),
         })
     }
 
@@ -256,6 +234,9 @@ impl Grouping {
             rec[13] = u8::from(f.aligned_pass);
             rec[14..16].copy_from_slice(&f.relay.bits.to_le_bytes());
             rec[16] = keys.len() as u8;
+            let (text_at, text_len) = (f.from_text.0 as usize, f.from_text.1 as usize);
+            let from_text = &out.fact_text[text_at..text_at + text_len];
+            rec[18..20].copy_from_slice(&(from_text.len() as u16).to_le_bytes());
             for (i, v) in [
                 f.family,
                 f.brand,
@@ -271,20 +252,18 @@ impl Grouping {
                 rec[24 + 8 * i..32 + 8 * i].copy_from_slice(&v.to_le_bytes());
             }
             self.side_file.write_all(&rec)?;
+            self.side_file.write_all(from_text)?;
             for k in keys {
                 self.side_file.write_all(&k.to_le_bytes())?;
                 let info = self.keys.entry(*k).or_default();
+                let seen = usize::from(info.seen);
                 if f.family != 0
-                    && info.families.len() < UBIQUITOUS_FAMILIES
-                    && !info.families.contains(&f.family)
+                    && seen < UBIQUITOUS_FAMILIES
+                    && !info.families[..seen].contains(&f.family)
                 {
-                    info.families.push(f.family);
+                    info.families[seen] = f.family;
+                    info.seen += 1;
                 }
-            }
-            if f.from_domain != 0 && !self.from_names.contains_key(&f.from_domain) {
-                let (s, n) = (f.from_text.0 as usize, f.from_text.1 as usize);
-                let text = String::from_utf8_lossy(&out.fact_text[s..s + n]);
-                self.from_names.insert(f.from_domain, text.into());
             }
             if f.relay.bits & bits::M365 != 0 && f.brand != 0 && f.tenant != 0 && f.aligned_pass {
                 *self.brand_tenant.entry((f.brand, f.tenant)).or_default() += 1;
@@ -327,7 +306,7 @@ impl Grouping {
         let ubiquitous: KeySet<u64> = self
             .keys
             .iter()
-            .filter(|(_, i)| i.families.len() >= UBIQUITOUS_FAMILIES)
+            .filter(|(_, i)| usize::from(i.seen) >= UBIQUITOUS_FAMILIES)
             .map(|(k, _)| *k)
             .collect();
         // Stage one: link messages of the same sender family through their shared keys.
@@ -335,7 +314,7 @@ impl Grouping {
         let mut parent: Vec<u32> = Vec::new();
         let mut min_key: Vec<u64> = Vec::new();
         let mut linking = Vec::new();
-        read_records(&side_path, |rec, keys| {
+        read_records(&side_path, |rec, keys, _| {
             let family = Record::decode(rec).family;
             linking.clear();
             linking.extend(
@@ -367,7 +346,7 @@ impl Grouping {
         // [`MIN_SHARED_KEYS`] keys join them (one shared news site or URL shortener is chance;
         // several landing hosts, networks and tenants are one operation).
         let mut key_groups: KeyMap<u64, Vec<u32>> = KeyMap::default();
-        read_records(&side_path, |rec, keys| {
+        read_records(&side_path, |rec, keys, _| {
             let Some(g) = group_of(rec, keys, &mut parent) else {
                 return;
             };
@@ -403,7 +382,7 @@ impl Grouping {
         drop(key_groups);
         // Messages per group.
         let mut group_size: KeyMap<u32, u64> = KeyMap::default();
-        read_records(&side_path, |rec, keys| {
+        read_records(&side_path, |rec, keys, _| {
             if let Some(g) = group_of(rec, keys, &mut parent) {
                 *group_size.entry(g).or_default() += 1;
             }
@@ -424,7 +403,7 @@ impl Grouping {
         let mut out_buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let mut failure: Option<OutputError> = None;
         let mut cells = csv_core::Reader::new();
-        read_records(&side_path, |rec, keys| {
+        read_records(&side_path, |rec, keys, from_text| {
             if failure.is_some() {
                 return;
             }
@@ -479,7 +458,7 @@ impl Grouping {
                     s.recipients.insert(r.recipient);
                     s.from_domains.insert(r.from_domain);
                     if r.from_domain != 0 {
-                        *s.from_counts.entry(r.from_domain).or_default() += 1;
+                        s.top_from.add(r.from_domain, from_text);
                     }
                     s.dkim[usize::from(r.dkim.min(2))] += 1;
                     s.aligned_pass += u64::from(r.aligned);
@@ -529,17 +508,11 @@ impl Grouping {
                 .iter()
                 .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(a.0)))
                 .map_or((None, 0), |(d, (n, _))| (Some(*d), *n));
-            let mut top: Vec<(&u64, &u64)> = c.from_counts.iter().collect();
-            top.sort_by(|a, b| {
-                b.1.cmp(a.1).then_with(|| {
-                    let name = |h: &u64| self.from_names.get(h).map_or("", |s| s);
-                    name(a.0).cmp(name(b.0))
-                })
-            });
-            let top_text = top
+            let top_text = c
+                .top_from
+                .top(3)
                 .iter()
-                .take(3)
-                .map(|(h, n)| format!("{}:{n}", self.from_names.get(h).map_or("?", |s| s)))
+                .map(|(name, n)| format!("{name}:{n}"))
                 .collect::<Vec<_>>()
                 .join(" ");
             let cells: Vec<String> = vec![
@@ -621,6 +594,42 @@ impl Grouping {
     }
 }
 
+/// The commonest From domains of a campaign in bounded memory: exact counts while the campaign
+/// has at most [`TOP_COUNTERS`] From domains, then the Misra-Gries summary (every domain with
+/// more than 1/[`TOP_COUNTERS`] of the messages is kept; its count is a lower bound by at most
+/// that share).
+#[derive(Debug, Default)]
+struct TopCounts {
+    counters: Vec<(u64, u64, Box<str>)>,
+}
+
+/// Counters kept per campaign for `top_from_domains`.
+const TOP_COUNTERS: usize = 256;
+
+impl TopCounts {
+    fn add(&mut self, hash: u64, name: &[u8]) {
+        if let Some(c) = self.counters.iter_mut().find(|c| c.0 == hash) {
+            c.1 += 1;
+        } else if self.counters.len() < TOP_COUNTERS {
+            self.counters
+                .push((hash, 1, String::from_utf8_lossy(name).into()));
+        } else {
+            for c in &mut self.counters {
+                c.1 -= 1;
+            }
+            self.counters.retain(|c| c.1 > 0);
+        }
+    }
+
+    /// The `n` largest, by count, then name.
+    fn top(&self, n: usize) -> Vec<(&str, u64)> {
+        let mut all: Vec<(&str, u64)> = self.counters.iter().map(|c| (&*c.2, c.1)).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        all.truncate(n);
+        all
+    }
+}
+
 /// One decoded fixed record.
 struct Record {
     family: u64,
@@ -657,22 +666,25 @@ impl Record {
     }
 }
 
-/// Read the facts file record by record: the fixed part and the keys.
+/// Read the facts file record by record: the fixed part, the From domain text and the keys.
 fn read_records(
     path: &Path,
-    mut each: impl FnMut(&[u8; RECORD_FIXED], &[u64]),
+    mut each: impl FnMut(&[u8; RECORD_FIXED], &[u64], &[u8]),
 ) -> Result<(), OutputError> {
     let err = io_err(path);
     let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(&err)?);
     let mut rec = [0u8; RECORD_FIXED];
     let mut keys: Vec<u64> = Vec::with_capacity(16);
     let mut raw = [0u8; 8 * 255];
+    let mut text = vec![0u8; 1 << 16];
     loop {
         match r.read_exact(&mut rec) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(err(e)),
         }
+        let text_len = usize::from(u16::from_le_bytes([rec[18], rec[19]]));
+        r.read_exact(&mut text[..text_len]).map_err(&err)?;
         let n = rec[16] as usize;
         r.read_exact(&mut raw[..8 * n]).map_err(&err)?;
         keys.clear();
@@ -681,7 +693,7 @@ fn read_records(
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().unwrap())),
         );
-        each(&rec, &keys);
+        each(&rec, &keys, &text[..text_len]);
     }
 }
 
@@ -804,6 +816,38 @@ mod tests {
         assert_eq!(row_cell(&mut r, row, 3), "last");
         assert_eq!(row_cell(&mut r, row, 4), "");
         assert_eq!(row_cell(&mut r, b"x,y", 1), "y");
+    }
+
+    #[test]
+    fn top_from_domains_stay_bounded_and_keep_the_heavy_ones() {
+        let mut t = TopCounts::default();
+        // Two heavy senders among 10,000 one-off domains.
+        for i in 0..10_000u64 {
+            t.add(1_000_000 + i, format!("rand{i}.example").as_bytes());
+            if i % 4 == 0 {
+                t.add(1, b"heavy-a.example");
+            }
+            if i % 10 == 0 {
+                t.add(2, b"heavy-b.example");
+            }
+        }
+        assert!(t.counters.len() <= TOP_COUNTERS);
+        let top = t.top(2);
+        assert_eq!(top[0].0, "heavy-a.example");
+        assert_eq!(top[1].0, "heavy-b.example");
+        // Misra-Gries: a count is low by at most (all additions) / (counters + 1).
+        assert!(
+            top[0].1 <= 2_500 && top[0].1 >= 2_500 - 13_500 / 257,
+            "{top:?}"
+        );
+        let mut exact = TopCounts::default();
+        for name in ["b.example", "a.example", "b.example"] {
+            exact.add(
+                name.len() as u64 + u64::from(name.as_bytes()[0]),
+                name.as_bytes(),
+            );
+        }
+        assert_eq!(exact.top(3), vec![("b.example", 2), ("a.example", 1)]);
     }
 
     #[test]
