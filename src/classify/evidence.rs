@@ -652,4 +652,82 @@ HTTPS://promo.deals-zone.com/again";
         // FNV-1a test vector ("a").
         assert_eq!(fnv1a(&[b"a"]), 0xaf63dc4c8601ec8c);
     }
+
+    const BODY_PIECES: &[&[u8]] = &[
+        b"--b\n",
+        b"--b--\n",
+        b"--b\r\n",
+        b"\n--\n",
+        b"-- \n",
+        b"Content-Type: text/html\n",
+        b"Content-Type: image/png\n",
+        b"Content-Type:\n text/plain\n",
+        b"Content-Type: multipart/alternative; boundary=c\n",
+        b"Content-Transfer-Encoding: base64\n",
+        b"Content-Transfer-Encoding: quoted-printable\n",
+        b"X-Junk\n",
+        b"\n",
+        b"\r\n",
+        b"https://a.Example.com/x ",
+        b"http://user@b-2.top/",
+        b"https://c.example.co.uk=\n/x",
+        b"aHR0cHM6Ly9nby14MS50b3AvYw==\n",
+        b"aHR0cHM6Ly9nby14\n",
+        b"MS50b3AvYw\n",
+        b"=\n",
+        b"://",
+        b"https://",
+        b"https://10.0.0.1/",
+        b"\xff\x00\xfe",
+        b"text ",
+    ];
+
+    fn check_links(body: &[u8], content_type: &[u8], encoding: Option<&[u8]>) {
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        body_landing_domains(
+            body,
+            Some(content_type),
+            encoding,
+            "example.com",
+            &mut scratch,
+            &mut out,
+        );
+        assert!(out.len() <= MAX_LANDING);
+        for (i, d) in out.iter().enumerate() {
+            assert!(d.contains('.'), "{d}");
+            assert_eq!(d, &d.to_ascii_lowercase());
+            assert_ne!(d, "example.com", "the From organization is left out");
+            assert!(!out[..i].contains(d), "duplicate {d}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn mime_like_bodies_never_panic(
+            pieces in proptest::collection::vec(proptest::sample::select(BODY_PIECES), 0..80),
+            multipart: bool,
+            base64: bool,
+        ) {
+            let body = pieces.concat();
+            let content_type: &[u8] = if multipart { b"multipart/mixed; boundary=b" } else { b"text/html" };
+            check_links(&body, content_type, base64.then_some(&b"base64"[..]));
+        }
+
+        #[test]
+        fn random_bodies_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)) {
+            check_links(&body, b"multipart/related", None);
+            check_links(&body, b"text/plain", Some(b"base64"));
+        }
+
+        #[test]
+        fn a_single_text_part_reads_like_the_plain_scan(
+            pieces in proptest::collection::vec(proptest::sample::select(BODY_PIECES), 0..40),
+        ) {
+            let body = pieces.concat();
+            let (mut scratch, mut walked, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+            body_landing_domains(&body, Some(b"text/plain"), None, "x.example", &mut scratch, &mut walked);
+            landing_domains(&body, "x.example", &mut plain);
+            proptest::prop_assert_eq!(walked, plain);
+        }
+    }
 }

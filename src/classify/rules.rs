@@ -399,4 +399,50 @@ net seg example 2001:db8::/32
             Some(HopClass::M365Hrdp)
         );
     }
+
+    /// The plain reading of the rule: the longest suffix that equals the name or ends it at a
+    /// label boundary, compared without case.
+    fn oracle<'r>(r: &'r Rules, host: &[u8]) -> Option<&'r str> {
+        let host = host.strip_suffix(b".").unwrap_or(host).to_ascii_lowercase();
+        if host.is_empty() || host.len() > 253 {
+            return None;
+        }
+        r.suffixes
+            .iter()
+            .filter(|(p, _, _)| {
+                let p = p.as_bytes();
+                host.ends_with(p) || host == p[1..]
+            })
+            .max_by_key(|(p, _, _)| p.len())
+            .map(|(p, _, _)| p.as_str())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn host_matching_agrees_with_the_plain_reading(
+            labels in proptest::collection::vec(
+                proptest::sample::select(&["pphosted", "com", "mx0a-1", "OUTLOOK", "prod", "protection",
+                    "outbound", "mail", "", "x\u{e9}", "mimecast", "eop-nam11", "a"][..]),
+                0..8,
+            ),
+            trailing_dot: bool,
+        ) {
+            let r = Rules::builtin();
+            let mut host = labels.join(".");
+            if trailing_dot {
+                host.push('.');
+            }
+            let got = r.host(host.as_bytes()).map(|m| m.class);
+            let want = oracle(&r, host.as_bytes()).map(|p| {
+                r.suffixes.iter().find(|(q, _, _)| q == p).unwrap().1
+            });
+            proptest::prop_assert_eq!(got, want, "{}", host);
+        }
+
+        #[test]
+        fn random_names_never_panic(host in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let r = Rules::builtin();
+            let _ = r.host(&host);
+        }
+    }
 }
