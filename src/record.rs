@@ -635,8 +635,7 @@ impl<'o> RowWriter<'o> {
         let origin = classify::origin_ip(hops);
         let mut origin_net = 0;
         if let Some(ip) = origin {
-            evidence::network_text(&ip, &mut self.text);
-            origin_net = key(b'N', self.text.as_bytes());
+            origin_net = evidence::network_key(&ip);
             // Shared infrastructure (Microsoft, gateways, mailbox providers) links nothing.
             if rules.ip(&ip).is_none() {
                 keys.push(origin_net);
@@ -669,7 +668,7 @@ impl<'o> RowWriter<'o> {
             } else {
                 key(b'F', from_domain.as_bytes())
             },
-            origin_ip: origin.map_or(0, |ip| key(b'I', ip.to_string().as_bytes())),
+            origin_ip: origin.as_ref().map_or(0, evidence::address_key),
             origin_net,
             recipient,
             keys: (keys_start as u32, keys_len as u8),

@@ -1,21 +1,22 @@
 //! Campaign evidence of one message: the facts that stay stable while a campaign rotates sender
 //! domains, subjects, recipients and sending addresses.
 //!
-//! Takes pieces of a parsed message (body bytes, decoded Subject, From domain, DKIM d=/s=, tenant,
-//! origin address) and gives evidence keys: 64-bit hashes of `kind:value` strings, linked into
+//! Takes pieces of a parsed message (body bytes and MIME fields, From domain, tenant, origin
+//! address) and gives evidence keys: 64-bit hashes of a kind letter and a value, linked into
 //! campaigns in [`crate::campaign`]. Kinds:
 //! - `L` a landing domain: the registrable domain of a link in the body (not the From domain's
 //!   own organization, not a domain on the shared-infrastructure list);
 //! - `T` the Microsoft 365 tenant (X-MS-Exchange-CrossTenant-Id);
-//! - `D` a signing identity: DKIM `d=` and `s=` with the tenant, so that a brand's own mail and
-//!   mail laundered through the brand's relay from a foreign tenant stay apart;
-//! - `S` the subject template (numbers and tokens with digits normalised) with the sender
-//!   domain family (the From organizational domain with digit runs normalised);
 //! - `N` the origin network (/24 for IPv4, /48 for IPv6) of the earliest public sender, unless
 //!   the address belongs to shared infrastructure named in the relay rules.
 //!
-//! The hash is FNV-1a 64 over the key text: stable across runs, machines and builds, so campaign
-//! ids made from it are too.
+//! The sender family ([`sender_family`]) scopes the linking rather than being a key itself.
+//! Subject templates and DKIM `d=`/`s=` are not keys: templates are shared by unrelated senders
+//! (`Your order # has shipped`), and a brand's own mail and mail laundered through the brand's
+//! relay carry the same signing identity.
+//!
+//! The hash is FNV-1a 64: stable across runs, machines and builds, so campaign ids made from it
+//! are too.
 
 use std::net::IpAddr;
 
@@ -448,41 +449,6 @@ fn decode_into(engine: &impl base64::Engine, text: &[u8], out: &mut Vec<u8>) -> 
     ok
 }
 
-/// A subject with its variable parts normalised: lowercased, reply/forward prefixes and a
-/// leading `[tag]` removed, every word holding a digit replaced by `#`, runs of whitespace and
-/// punctuation collapsed. `Your order #4711 has shipped` and `Your order #98122 has shipped`
-/// give the same template.
-pub fn subject_template(subject: &str, out: &mut String) {
-    out.clear();
-    let mut s = subject.trim();
-    loop {
-        let lower = s.get(..4).map(str::to_ascii_lowercase);
-        let cut = match lower.as_deref() {
-            Some("re: ") | Some("fw: ") => 4,
-            Some("fwd:") => 4,
-            _ if s.starts_with('[') => s.find(']').map_or(0, |i| i + 1),
-            _ => 0,
-        };
-        if cut == 0 {
-            break;
-        }
-        s = s[cut..].trim_start();
-    }
-    for word in s.split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation() && c != '#')) {
-        if word.is_empty() {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        if word.chars().any(|c| c.is_numeric()) {
-            out.push('#');
-        } else {
-            out.extend(word.chars().flat_map(char::to_lowercase));
-        }
-    }
-}
-
 /// The sender domain family: the first word of the registrable domain's label (up to a `-`,
 /// `_` or digit), so `securestore-offers.example`, `securestore54.test` and `securestore.top`
 /// are one family, as campaigns rotating sender domains name them. Reserved documentation
@@ -505,19 +471,26 @@ pub fn sender_family(domain: &str, out: &mut String) {
     }
 }
 
-/// The origin network key text: /24 for IPv4, /48 for IPv6.
-pub fn network_text(ip: &IpAddr, out: &mut String) {
-    use std::fmt::Write as _;
-    out.clear();
+/// The key of an address's network (`N`): its /24 (IPv4) or /48 (IPv6), from the address bytes
+/// (no text formatting on the per-message path).
+pub fn network_key(ip: &IpAddr) -> u64 {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();
-            let _ = write!(out, "{a}.{b}.{c}.0/24");
+            key(b'N', &[4, a, b, c])
         }
         IpAddr::V6(v6) => {
-            let s = v6.segments();
-            let _ = write!(out, "{:x}:{:x}:{:x}::/48", s[0], s[1], s[2]);
+            let o = v6.octets();
+            key(b'N', &[6, o[0], o[1], o[2], o[3], o[4], o[5]])
         }
+    }
+}
+
+/// The key of one address (`I`), for distinct counts.
+pub fn address_key(ip: &IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => key(b'I', &v4.octets()),
+        IpAddr::V6(v6) => key(b'I', &v6.octets()),
     }
 }
 
@@ -615,20 +588,6 @@ HTTPS://promo.deals-zone.com/again";
     }
 
     #[test]
-    fn subject_templates_hide_the_variable_parts() {
-        let mut t = String::new();
-        subject_template("Re: [SPAM] Your order #4711 has shipped!", &mut t);
-        assert_eq!(t, "your order # has shipped");
-        let mut u = String::new();
-        subject_template("Your order #98122 has   shipped", &mut u);
-        assert_eq!(t, u);
-        subject_template("Économisez 35 % sur votre commande", &mut t);
-        assert_eq!(t, "économisez # sur votre commande");
-        subject_template("限时优惠：全场8折", &mut t);
-        assert_eq!(t, "#", "a word with a digit is a token");
-    }
-
-    #[test]
     fn sender_families_take_the_first_word() {
         let mut f = String::new();
         for d in [
@@ -643,6 +602,18 @@ HTTPS://promo.deals-zone.com/again";
         assert_eq!(f, "trustedbonus");
         sender_family("2291.top", &mut f);
         assert_eq!(f, "2291");
+    }
+
+    #[test]
+    fn networks_are_slash_24_and_slash_48() {
+        let n = |a: &str| network_key(&a.parse().unwrap());
+        assert_eq!(n("203.0.113.7"), n("203.0.113.250"));
+        assert_ne!(n("203.0.113.7"), n("203.0.114.7"));
+        assert_eq!(n("2001:db8:1:2::1"), n("2001:db8:1:ffff::9"));
+        assert_ne!(n("2001:db8:1::1"), n("2001:db8:2::1"));
+        assert_ne!(n("0.0.0.0"), n("::"), "families apart");
+        let a = |x: &str| address_key(&x.parse().unwrap());
+        assert_ne!(a("203.0.113.7"), a("203.0.113.8"));
     }
 
     #[test]
