@@ -643,10 +643,7 @@ impl<'o> RowWriter<'o> {
         }
         let keys_len = (keys.len() - keys_start).min(255);
         keys.truncate(keys_start + keys_len);
-        let recipient =
-            h.to.first()
-                .and_then(|v| address::first_address(v))
-                .map_or(0, |a| key(b'R', a.to_ascii_lowercase().as_bytes()));
+        let recipient = h.to.first().map_or(0, |v| recipient_key(v));
         let text_start = self.out.fact_text.len();
         let from_bytes = &from_domain.as_bytes()[..from_domain.len().min(1024)];
         self.out.fact_text.extend_from_slice(from_bytes);
@@ -725,6 +722,38 @@ impl<'o> RowWriter<'o> {
 
 /// A host name or protocol word as a cell: printable ASCII only (others become `?`), quoted only
 /// when it must be. Written straight into the row in the common case.
+/// The key of a To field's first address (`R`), for distinct recipient counts. The common
+/// field (one address, bare or in angle brackets, no quotes, comments or groups) is read
+/// directly; anything else goes through the full address parser.
+fn recipient_key(value: &[u8]) -> u64 {
+    use crate::classify::evidence::key;
+    let simple = !value
+        .iter()
+        .any(|&b| matches!(b, b'"' | b'(' | b',' | b';' | b':' | b'\\'))
+        && memchr::memchr_iter(b'@', value).count() == 1;
+    if simple {
+        let addr = match memchr::memchr(b'<', value) {
+            Some(open) => value[open + 1..]
+                .iter()
+                .position(|&b| b == b'>')
+                .map(|close| &value[open + 1..open + 1 + close]),
+            None => Some(value),
+        };
+        if let Some(addr) = addr.map(<[u8]>::trim_ascii)
+            && !addr.is_empty()
+            && addr.len() <= 256
+            && !addr.iter().any(u8::is_ascii_whitespace)
+        {
+            let mut buf = [0u8; 256];
+            let lower = &mut buf[..addr.len()];
+            lower.copy_from_slice(addr);
+            lower.make_ascii_lowercase();
+            return key(b'R', lower);
+        }
+    }
+    address::first_address(value).map_or(0, |a| key(b'R', a.to_ascii_lowercase().as_bytes()))
+}
+
 fn push_host_cell(out: &mut Vec<u8>, part: Option<&[u8]>, raw: bool, scratch: &mut Vec<u8>) {
     let Some(p) = part else { return };
     let plain = p
@@ -937,6 +966,29 @@ mod tests {
         let r = row(m, ItemKind::Entry(EntryKind::Message));
         assert!(r.starts_with("src,0,"), "{r}");
         assert!(r.contains(",2024-05-06T00:10:11Z,2024-05-06T00:04:47Z,a@b.example,b.example,a@b.example,café,<m1@b>,2,"), "{r}");
+    }
+
+    #[test]
+    fn recipient_keys_read_the_first_address_like_the_parser() {
+        use crate::classify::evidence::key;
+        let parsed = |v: &str| {
+            address::first_address(v.as_bytes())
+                .map_or(0, |a| key(b'R', a.to_ascii_lowercase().as_bytes()))
+        };
+        for v in [
+            "trap@Honeypot.example",
+            " Jane Doe <Jane.Doe@Trap.example> ",
+            "<j@x.example>",
+            "j @ x.example",
+            "\"Doe, Jane\" <jane@x.example>",
+            "a@x.example, b@y.example",
+            "undisclosed-recipients:;",
+            "(comment) j@x.example",
+            "Jane <jane@x.example",
+            "",
+        ] {
+            assert_eq!(recipient_key(v.as_bytes()), parsed(v), "{v:?}");
+        }
     }
 
     #[test]

@@ -94,10 +94,18 @@ pub fn receiver_class(rules: &Rules, hop: &Hop<'_>) -> HopClass {
 /// else by the reverse-DNS name the receiver looked up. The HELO name is the sender's own claim
 /// (spam forges `from x.pphosted.com`), so it is not used.
 pub fn sender_class(rules: &Rules, hop: &Hop<'_>) -> HopClass {
-    hop.ip
-        .and_then(|ip| rules.ip(&ip))
-        .or_else(|| hop.from_rdns.and_then(|h| rules.host(h)))
-        .map_or(HopClass::Other, |m| m.class)
+    sender_class_with(
+        rules,
+        hop,
+        hop.ip.and_then(|ip| rules.ip(&ip)).map(|m| m.class),
+    )
+}
+
+/// [`sender_class`] when the class of the hop's address is known already.
+fn sender_class_with(rules: &Rules, hop: &Hop<'_>, ip_class: Option<HopClass>) -> HopClass {
+    ip_class
+        .or_else(|| hop.from_rdns.and_then(|h| rules.host(h)).map(|m| m.class))
+        .unwrap_or(HopClass::Other)
 }
 
 /// Gather the fixed evidence of one message.
@@ -124,9 +132,12 @@ pub fn evidence(
     // Walk from the bottom (oldest hop) up: a gateway counts only after Microsoft 365 was seen.
     let mut m365_seen = false;
     for hop in hops.iter().rev() {
-        let sent_by = sender_class(rules, hop);
+        let ip_class = hop.ip.and_then(|ip| rules.ip(&ip)).map(|m| m.class);
+        let sent_by = sender_class_with(rules, hop, ip_class);
         let received_by = receiver_class(rules, hop);
-        if sent_by == HopClass::M365Hrdp || hop.ip.is_some_and(|ip| is_hrdp(rules, &ip)) {
+        let hrdp_ip =
+            ip_class == Some(HopClass::M365Hrdp) && hop.ip.is_some_and(|ip| is_public(&ip));
+        if sent_by == HopClass::M365Hrdp || hrdp_ip {
             b |= bits::HRDP_IP;
         }
         if sent_by.is_m365() {
@@ -157,10 +168,6 @@ pub fn evidence(
         }
     }
     RelayEvidence { bits: b }
-}
-
-fn is_hrdp(rules: &Rules, ip: &std::net::IpAddr) -> bool {
-    is_public(ip) && rules.ip(ip).is_some_and(|m| m.class == HopClass::M365Hrdp)
 }
 
 #[cfg(test)]

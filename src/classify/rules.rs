@@ -118,6 +118,9 @@ pub struct Rules {
     suffixes: Vec<(String, HopClass, usize)>,
     matcher: AhoCorasick,
     nets: Vec<Net>,
+    /// The networks that hold IPv4 addresses, as (network, mask, index into `nets`), in the
+    /// same order: the common case is checked with 32-bit operations.
+    nets_v4: Vec<(u32, u32, usize)>,
     providers: Vec<String>,
 }
 
@@ -205,10 +208,31 @@ impl Rules {
             .map_err(|e| RulesError::Build(e.to_string()))?;
         // Narrowest network first, so the first hit is the most specific.
         nets.sort_by(|a, b| b.prefix.cmp(&a.prefix).then(a.addr.cmp(&b.addr)));
+        let nets_v4 = nets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                // A network covers IPv4 when it lies inside ::ffff:0:0/96, or contains all of it.
+                if n.prefix >= 96 && n.addr >> 32 == 0xffff {
+                    let bits = n.prefix - 96;
+                    let mask = if bits == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - bits)
+                    };
+                    Some((n.addr as u32 & mask, mask, i))
+                } else if n.prefix < 96 && in_net(0xffff << 32, n.addr, n.prefix) {
+                    Some((0, 0, i))
+                } else {
+                    None
+                }
+            })
+            .collect();
         Ok(Rules {
             suffixes,
             matcher,
             nets,
+            nets_v4,
             providers,
         })
     }
@@ -247,14 +271,27 @@ impl Rules {
 
     /// Classify an address by the narrowest network that holds it.
     pub fn ip(&self, ip: &IpAddr) -> Option<Match<'_>> {
-        let a = to_u128(ip);
-        self.nets
-            .iter()
-            .find(|n| in_net(a, n.addr, n.prefix))
-            .map(|n| Match {
-                class: n.class,
-                provider: &self.providers[n.provider],
-            })
+        let v4 = match ip {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+        };
+        let net = match v4 {
+            Some(v4) => {
+                let a = u32::from(v4);
+                self.nets_v4
+                    .iter()
+                    .find(|&&(net, mask, _)| a & mask == net)
+                    .map(|&(_, _, i)| &self.nets[i])
+            }
+            None => {
+                let a = to_u128(ip);
+                self.nets.iter().find(|n| in_net(a, n.addr, n.prefix))
+            }
+        };
+        net.map(|n| Match {
+            class: n.class,
+            provider: &self.providers[n.provider],
+        })
     }
 }
 
@@ -437,6 +474,37 @@ net seg example 2001:db8::/32
                 r.suffixes.iter().find(|(q, _, _)| q == p).unwrap().1
             });
             proptest::prop_assert_eq!(got, want, "{}", host);
+        }
+
+        #[test]
+        fn address_matching_agrees_with_the_plain_scan(a: u32, v6: u128, near in 0usize..4) {
+            let r = Rules::parse(&format!(
+                "{RULES}net seg wide ::/8\nnet seg all-v4 ::ffff:0:0/96\n"
+            ))
+            .unwrap();
+            let builtin = Rules::builtin();
+            // Addresses near the networks as well as anywhere.
+            let v4 = match near {
+                0 => a,
+                1 => (40 << 24) | (95 << 16) | (a & 0xffff),
+                2 => (40 << 24) | (a & 0x00ff_ffff),
+                _ => (148 << 24) | (163 << 16) | (a & 0xffff),
+            };
+            for rules in [&r, &builtin] {
+                for ip in [
+                    IpAddr::V4(v4.into()),
+                    IpAddr::V6(std::net::Ipv4Addr::from(v4).to_ipv6_mapped()),
+                    IpAddr::V6(v6.into()),
+                    IpAddr::V6((v6 >> 120).into()),
+                ] {
+                    let plain = rules
+                        .nets
+                        .iter()
+                        .find(|n| in_net(to_u128(&ip), n.addr, n.prefix))
+                        .map(|n| n.class);
+                    proptest::prop_assert_eq!(rules.ip(&ip).map(|m| m.class), plain, "{}", ip);
+                }
+            }
         }
 
         #[test]
