@@ -302,6 +302,9 @@ pub fn body_landing_domains(
     }
 }
 
+/// The longest part header read.
+const PART_HEADER_BYTES: usize = 8 << 10;
+
 /// How a MIME part's links are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PartKind {
@@ -331,6 +334,9 @@ impl PartKind {
 /// Read a part header at the start of `text`: its kind and its length up to and including the
 /// blank line. None when `text` does not start with a header field or a blank line.
 fn part_header(text: &[u8]) -> Option<(PartKind, usize)> {
+    // A part header longer than this is not one (and every delimiter-like line would otherwise
+    // read on to the end of a body without blank lines: quadratic on hostile input).
+    let text = &text[..text.len().min(PART_HEADER_BYTES)];
     let mut content_type: Option<&[u8]> = None;
     let mut encoding: Option<&[u8]> = None;
     let mut last: Option<&mut Option<&[u8]>> = None;
@@ -613,6 +619,27 @@ HTTPS://promo.deals-zone.com/again";
         assert!(links("no parts at all", "multipart/mixed", None).is_empty());
         assert!(is_text_media(b" Text/HTML; charset=x"));
         assert!(!is_text_media(b"image/png"));
+    }
+
+    #[test]
+    fn hostile_bodies_are_read_within_bounds() {
+        // Every line looks like a delimiter and a header field, and no blank line ever comes:
+        // each candidate's header read stops at PART_HEADER_BYTES instead of the body's end.
+        let body = "--x: y\n".repeat(20_000);
+        assert!(links(&body, "multipart/mixed", None).is_empty());
+        // A huge base64 text part is decoded only up to the scan budget.
+        let big = format!("{}\n", b64(&"https://far-away.top/ ".repeat(200_000)));
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        body_landing_domains(
+            big.as_bytes(),
+            Some(b"text/plain"),
+            Some(b"base64"),
+            "x.example",
+            &mut scratch,
+            &mut out,
+        );
+        assert_eq!(out, ["far-away.top"]);
+        assert!(scratch.len() <= LINK_SCAN_BYTES);
     }
 
     #[test]
