@@ -36,6 +36,7 @@
 
 pub mod chart;
 pub mod distinct;
+mod link;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -46,6 +47,7 @@ use crate::classify::relay::{RelayEvidence, bits};
 use crate::output::{OutputError, PendingFile};
 use crate::record::UnitOutput;
 use distinct::Distinct;
+use link::{FamilyMerger, Linker};
 
 /// Groups smaller than this are not campaigns (their messages get `-`).
 pub const MIN_CAMPAIGN_MESSAGES: u64 = 3;
@@ -169,6 +171,69 @@ struct CampaignStats {
     relay_abuse: u64,
     tenants: Distinct,
     example_subject: String,
+}
+
+impl CampaignStats {
+    /// Count one message of the campaign.
+    fn add(&mut self, r: &Record, day: Option<i64>, abuse: bool, from_text: &[u8]) {
+        self.messages += 1;
+        if r.at != i64::MIN {
+            self.first_seen = Some(self.first_seen.map_or(r.at, |t| t.min(r.at)));
+            self.last_seen = Some(self.last_seen.map_or(r.at, |t| t.max(r.at)));
+        }
+        if let Some(d) = day {
+            let e = self.per_day.entry(d).or_default();
+            e.0 += 1;
+            e.1 += u64::from(abuse);
+        }
+        self.origin_ips.insert(r.origin_ip);
+        self.origin_nets.insert(r.origin_net);
+        self.recipients.insert(r.recipient);
+        self.from_domains.insert(r.from_domain);
+        if r.from_domain != 0 {
+            self.top_from.add(r.from_domain, from_text);
+        }
+        self.dkim[usize::from(r.dkim.min(2))] += 1;
+        self.aligned_pass += u64::from(r.aligned);
+        self.relay_abuse += u64::from(abuse);
+        self.tenants.insert(r.tenant);
+    }
+
+    /// The campaign's `campaigns.csv` cells, in [`CAMPAIGN_COLUMNS`] order.
+    fn csv_cells(&self) -> Vec<String> {
+        let (peak_day, peak) = self
+            .per_day
+            .iter()
+            .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(a.0)))
+            .map_or((None, 0), |(d, (n, _))| (Some(*d), *n));
+        let top_text = self
+            .top_from
+            .top(3)
+            .iter()
+            .map(|(name, n)| format!("{name}:{n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        vec![
+            self.id.clone(),
+            self.messages.to_string(),
+            self.first_seen.map(rfc3339).unwrap_or_default(),
+            self.last_seen.map(rfc3339).unwrap_or_default(),
+            peak_day.map(day_text).unwrap_or_default(),
+            peak.to_string(),
+            self.origin_ips.count().to_string(),
+            self.origin_nets.count().to_string(),
+            self.recipients.count().to_string(),
+            self.from_domains.count().to_string(),
+            top_text,
+            self.dkim[1].to_string(),
+            self.dkim[2].to_string(),
+            self.dkim[0].to_string(),
+            self.aligned_pass.to_string(),
+            self.relay_abuse.to_string(),
+            self.tenants.count().to_string(),
+            self.example_subject.clone(),
+        ]
+    }
 }
 
 /// What the grouping found, for summary.json and the end-of-run lines.
@@ -309,81 +374,28 @@ impl Grouping {
             .filter(|(_, i)| usize::from(i.seen) >= UBIQUITOUS_FAMILIES)
             .map(|(k, _)| *k)
             .collect();
+        let family = |rec: &[u8; RECORD_FIXED]| Record::decode(rec).family;
         // Stage one: link messages of the same sender family through their shared keys.
-        let mut index: KeyMap<u64, u32> = KeyMap::default();
-        let mut parent: Vec<u32> = Vec::new();
-        let mut min_key: Vec<u64> = Vec::new();
-        let mut linking = Vec::new();
+        let mut linker = Linker::new(ubiquitous);
         read_records(&side_path, |rec, keys, _| {
-            let family = Record::decode(rec).family;
-            linking.clear();
-            linking.extend(
-                keys.iter()
-                    .filter(|k| !ubiquitous.contains(k))
-                    .map(|&k| scoped(k, family)),
-            );
-            let mut first: Option<u32> = None;
-            for &k in &linking {
-                let i = *index.entry(k).or_insert_with(|| {
-                    parent.push(parent.len() as u32);
-                    min_key.push(k);
-                    parent.len() as u32 - 1
-                });
-                match first {
-                    None => first = Some(i),
-                    Some(f) => union(&mut parent, &mut min_key, f, i),
-                }
+            linker.link_within_family(family(rec), keys);
+        })?;
+        // Stage two: groups of different families merge when at least [`MIN_SHARED_KEYS`] keys
+        // join them (one shared news site or URL shortener is chance; several landing hosts,
+        // networks and tenants are one operation).
+        let mut merger = FamilyMerger::default();
+        read_records(&side_path, |rec, keys, _| {
+            if let Some(g) = linker.group_of(family(rec), keys) {
+                merger.add(&linker, g, keys);
             }
         })?;
-        let group_of = |rec: &[u8; RECORD_FIXED], keys: &[u64], parent: &mut Vec<u32>| {
-            let family = Record::decode(rec).family;
-            keys.iter()
-                .find(|k| !ubiquitous.contains(k))
-                .and_then(|&k| index.get(&scoped(k, family)))
-                .map(|&i| find(parent, i))
-        };
-        // Stage two: groups of different families merge when at least
-        // [`MIN_SHARED_KEYS`] keys join them (one shared news site or URL shortener is chance;
-        // several landing hosts, networks and tenants are one operation).
-        let mut key_groups: KeyMap<u64, Vec<u32>> = KeyMap::default();
-        read_records(&side_path, |rec, keys, _| {
-            let Some(g) = group_of(rec, keys, &mut parent) else {
-                return;
-            };
-            for k in keys.iter().filter(|k| !ubiquitous.contains(k)) {
-                let groups = key_groups.entry(*k).or_default();
-                if groups.len() <= MAX_GROUPS_PER_KEY && !groups.contains(&g) {
-                    groups.push(g);
-                }
-            }
-        })?;
-        let mut shared: HashMap<(u32, u32), u32> = HashMap::new();
-        for groups in key_groups.values() {
-            if groups.len() < 2 || groups.len() > MAX_GROUPS_PER_KEY {
-                continue;
-            }
-            for (i, &a) in groups.iter().enumerate() {
-                for &b in &groups[i + 1..] {
-                    *shared.entry((a.min(b), a.max(b))).or_default() += 1;
-                }
-            }
+        for (a, b) in merger.joins() {
+            linker.join(a, b);
         }
-        let mut joins: Vec<(u32, u32)> = shared
-            .into_iter()
-            .filter(|&(_, n)| n >= MIN_SHARED_KEYS)
-            .map(|(pair, _)| pair)
-            .collect();
-        // The result of unions does not depend on their order; sorting keeps runs reproducible
-        // to the last byte anyway.
-        joins.sort_unstable();
-        for (a, b) in joins {
-            union(&mut parent, &mut min_key, a, b);
-        }
-        drop(key_groups);
         // Messages per group.
         let mut group_size: KeyMap<u32, u64> = KeyMap::default();
         read_records(&side_path, |rec, keys, _| {
-            if let Some(g) = group_of(rec, keys, &mut parent) {
+            if let Some(g) = linker.group_of(family(rec), keys) {
                 *group_size.entry(g).or_default() += 1;
             }
         })?;
@@ -427,12 +439,13 @@ impl Grouping {
             if abuse {
                 report.relay_abuse += 1;
             }
-            let group = group_of(rec, keys, &mut parent)
+            let group = linker
+                .group_of(r.family, keys)
                 .filter(|g| group_size.get(g).copied().unwrap_or(0) >= MIN_CAMPAIGN_MESSAGES);
             let campaign = group.map(|g| {
                 *campaign_of_group.entry(g).or_insert_with(|| {
                     campaigns.push(CampaignStats {
-                        id: format!("{:016x}", min_key[g as usize]),
+                        id: format!("{:016x}", linker.id_key(g)),
                         example_subject: row_cell(&mut cells, &row, 8),
                         ..CampaignStats::default()
                     });
@@ -441,30 +454,7 @@ impl Grouping {
             });
             let day = (r.at != i64::MIN).then(|| r.at.div_euclid(86_400));
             match campaign {
-                Some(c) => {
-                    let s = &mut campaigns[c];
-                    s.messages += 1;
-                    if r.at != i64::MIN {
-                        s.first_seen = Some(s.first_seen.map_or(r.at, |t| t.min(r.at)));
-                        s.last_seen = Some(s.last_seen.map_or(r.at, |t| t.max(r.at)));
-                    }
-                    if let Some(d) = day {
-                        let e = s.per_day.entry(d).or_default();
-                        e.0 += 1;
-                        e.1 += u64::from(abuse);
-                    }
-                    s.origin_ips.insert(r.origin_ip);
-                    s.origin_nets.insert(r.origin_net);
-                    s.recipients.insert(r.recipient);
-                    s.from_domains.insert(r.from_domain);
-                    if r.from_domain != 0 {
-                        s.top_from.add(r.from_domain, from_text);
-                    }
-                    s.dkim[usize::from(r.dkim.min(2))] += 1;
-                    s.aligned_pass += u64::from(r.aligned);
-                    s.relay_abuse += u64::from(abuse);
-                    s.tenants.insert(r.tenant);
-                }
+                Some(c) => campaigns[c].add(&r, day, abuse, from_text),
                 None => {
                     if let Some(d) = day {
                         let e = outside.entry(d).or_default();
@@ -503,64 +493,12 @@ impl Grouping {
         let mut csv_out = Vec::new();
         csv_out.extend_from_slice(&crate::record::header_line(&CAMPAIGN_COLUMNS));
         for c in &campaigns {
-            let (peak_day, peak) = c
-                .per_day
-                .iter()
-                .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(a.0)))
-                .map_or((None, 0), |(d, (n, _))| (Some(*d), *n));
-            let top_text = c
-                .top_from
-                .top(3)
-                .iter()
-                .map(|(name, n)| format!("{name}:{n}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let cells: Vec<String> = vec![
-                c.id.clone(),
-                c.messages.to_string(),
-                c.first_seen.map(rfc3339).unwrap_or_default(),
-                c.last_seen.map(rfc3339).unwrap_or_default(),
-                peak_day.map(day_text).unwrap_or_default(),
-                peak.to_string(),
-                c.origin_ips.count().to_string(),
-                c.origin_nets.count().to_string(),
-                c.recipients.count().to_string(),
-                c.from_domains.count().to_string(),
-                top_text,
-                c.dkim[1].to_string(),
-                c.dkim[2].to_string(),
-                c.dkim[0].to_string(),
-                c.aligned_pass.to_string(),
-                c.relay_abuse.to_string(),
-                c.tenants.count().to_string(),
-                c.example_subject.clone(),
-            ];
-            write_row(&mut csv_out, &cells, raw_cells);
+            write_row(&mut csv_out, &c.csv_cells(), raw_cells);
         }
         let mut campaigns_file = PendingFile::create(dir, "campaigns.csv")?;
         campaigns_file.write_all(&csv_out)?;
 
-        // timeline.csv: by day, then campaign (largest first), then the messages in none.
-        let rank: HashMap<&str, usize> = campaigns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.as_str(), i))
-            .collect();
-        let mut lines: Vec<(i64, usize, &str, u64, u64)> = Vec::new();
-        for c in &campaigns {
-            for (d, (n, a)) in &c.per_day {
-                lines.push((*d, rank[c.id.as_str()], &c.id, *n, *a));
-            }
-        }
-        for (d, (n, a)) in &outside {
-            lines.push((*d, usize::MAX, "-", *n, *a));
-        }
-        lines.sort();
-        let mut timeline = Vec::new();
-        timeline.extend_from_slice(&crate::record::header_line(&TIMELINE_COLUMNS));
-        for (d, _, id, n, a) in &lines {
-            let _ = writeln!(timeline, "{},{id},{n},{a}", day_text(*d));
-        }
+        let timeline = timeline_csv(&campaigns, &outside);
         let mut timeline_file = PendingFile::create(dir, "timeline.csv")?;
         timeline_file.write_all(&timeline)?;
 
@@ -630,6 +568,27 @@ impl TopCounts {
     }
 }
 
+/// `timeline.csv`: by day, then campaign (largest first, as `campaigns` is sorted), then the
+/// messages in no campaign.
+fn timeline_csv(campaigns: &[CampaignStats], outside: &BTreeMap<i64, (u64, u64)>) -> Vec<u8> {
+    let mut lines: Vec<(i64, usize, &str, u64, u64)> = Vec::new();
+    for (rank, c) in campaigns.iter().enumerate() {
+        for (d, (n, a)) in &c.per_day {
+            lines.push((*d, rank, &c.id, *n, *a));
+        }
+    }
+    for (d, (n, a)) in outside {
+        lines.push((*d, usize::MAX, "-", *n, *a));
+    }
+    lines.sort();
+    let mut timeline = Vec::new();
+    timeline.extend_from_slice(&crate::record::header_line(&TIMELINE_COLUMNS));
+    for (d, _, id, n, a) in &lines {
+        let _ = writeln!(timeline, "{},{id},{n},{a}", day_text(*d));
+    }
+    timeline
+}
+
 /// One decoded fixed record.
 struct Record {
     family: u64,
@@ -697,37 +656,6 @@ fn read_records(
     }
 }
 
-/// A key as seen within one sender family (stage one links only inside a family).
-fn scoped(key: u64, family: u64) -> u64 {
-    let mut x = key ^ family.rotate_left(29);
-    x ^= x >> 31;
-    x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (x ^ (x >> 29)).max(1)
-}
-
-fn find(parent: &mut [u32], mut i: u32) -> u32 {
-    while parent[i as usize] != i {
-        let p = parent[i as usize];
-        parent[i as usize] = parent[p as usize];
-        i = p;
-    }
-    i
-}
-
-fn union(parent: &mut [u32], min_key: &mut [u64], a: u32, b: u32) {
-    let (ra, rb) = (find(parent, a), find(parent, b));
-    if ra == rb {
-        return;
-    }
-    // The root is the node with the smaller key, so the group's id needs no extra state.
-    let (root, child) = if min_key[ra as usize] <= min_key[rb as usize] {
-        (ra, rb)
-    } else {
-        (rb, ra)
-    };
-    parent[child as usize] = root;
-}
-
 fn read_line(r: &mut impl io::BufRead, out: &mut Vec<u8>) -> io::Result<usize> {
     out.clear();
     r.read_until(b'\n', out)
@@ -792,19 +720,6 @@ pub fn day_text(day: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn union_find_keeps_the_smallest_key_as_root() {
-        let mut parent = vec![0, 1, 2, 3];
-        let mut min_key = vec![40, 10, 30, 20];
-        union(&mut parent, &mut min_key, 0, 2);
-        union(&mut parent, &mut min_key, 3, 1);
-        assert_eq!(min_key[find(&mut parent, 0) as usize], 30);
-        union(&mut parent, &mut min_key, 2, 3);
-        for i in 0..4 {
-            assert_eq!(min_key[find(&mut parent, i) as usize], 10);
-        }
-    }
 
     #[test]
     fn row_cells_are_unquoted() {
