@@ -16,6 +16,17 @@ use crate::output::is_formula_like;
 use crate::split::{self, Entry, EntryKind};
 use crate::work::{Item, ItemKind};
 
+/// Indices into [`MESSAGE_COLUMNS`] of the cells the campaign stage reads back.
+mod col {
+    pub const FROM_DOMAIN: usize = 6;
+    pub const TENANT_ID: usize = 19;
+    pub const TENANT_DOMAIN: usize = 20;
+    pub const DKIM: usize = 25;
+    pub const DMARC_ALIGNED: usize = 27;
+    pub const AR_DKIM: usize = 28;
+    pub const AR_DMARC: usize = 30;
+}
+
 /// Columns of `messages.csv`, in order.
 pub const MESSAGE_COLUMNS: [&str; 34] = [
     "source",
@@ -561,14 +572,14 @@ impl<'o> RowWriter<'o> {
         use crate::campaign::DkimClass;
         use crate::classify::evidence::{self, key};
         let cell = |c: &Vec<Vec<u8>>, i: usize| String::from_utf8_lossy(&c[i]).into_owned();
-        let from_domain = cell(&self.cells, 6).to_ascii_lowercase();
+        let from_domain = cell(&self.cells, col::FROM_DOMAIN).to_ascii_lowercase();
         let from_org = if from_domain.is_empty() {
             String::new()
         } else {
             auth::organizational_domain(&from_domain)
         };
         // Our own verdict when we have one; otherwise what the trap recorded at receipt.
-        let ours = &self.cells[25];
+        let ours = &self.cells[col::DKIM];
         let judged =
             self.verifier.is_some() && !matches!(ours.as_slice(), b"" | b"no-key" | b"temperror");
         let (dkim, aligned, recorded) = if judged {
@@ -577,18 +588,19 @@ impl<'o> RowWriter<'o> {
                 b"none" => DkimClass::None,
                 _ => DkimClass::Fail,
             };
-            (class, self.cells[27] == b"true", false)
+            (class, self.cells[col::DMARC_ALIGNED] == b"true", false)
         } else {
-            let ar_dkim = self.cells[28].as_slice();
+            let ar_dkim = self.cells[col::AR_DKIM].as_slice();
             let class = match ar_dkim {
                 b"pass" => DkimClass::Pass,
                 b"" | b"none" => DkimClass::None,
                 _ => DkimClass::Fail,
             };
-            let aligned = ar_dkim == b"pass" && self.cells[30] == b"pass";
+            let aligned = ar_dkim == b"pass" && self.cells[col::AR_DMARC] == b"pass";
             (class, aligned, true)
         };
-        let tenant_domain = (!self.cells[20].is_empty()).then(|| cell(&self.cells, 20));
+        let tenant_domain = (!self.cells[col::TENANT_DOMAIN].is_empty())
+            .then(|| cell(&self.cells, col::TENANT_DOMAIN));
         let relay = crate::classify::relay::evidence(
             rules,
             hops,
@@ -597,7 +609,7 @@ impl<'o> RowWriter<'o> {
             aligned,
             recorded,
         );
-        let tenant_text = cell(&self.cells, 19)
+        let tenant_text = cell(&self.cells, col::TENANT_ID)
             .trim()
             .trim_matches(|c| c == '{' || c == '}')
             .to_ascii_lowercase();
@@ -988,6 +1000,21 @@ mod tests {
             "",
         ] {
             assert_eq!(recipient_key(v.as_bytes()), parsed(v), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn column_indices_name_their_columns() {
+        for (i, name) in [
+            (col::FROM_DOMAIN, "from_domain"),
+            (col::TENANT_ID, "tenant_id"),
+            (col::TENANT_DOMAIN, "tenant_domain"),
+            (col::DKIM, "dkim"),
+            (col::DMARC_ALIGNED, "dmarc_aligned"),
+            (col::AR_DKIM, "ar_dkim"),
+            (col::AR_DMARC, "ar_dmarc"),
+        ] {
+            assert_eq!(MESSAGE_COLUMNS[i], name);
         }
     }
 
