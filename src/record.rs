@@ -732,8 +732,6 @@ impl<'o> RowWriter<'o> {
     }
 }
 
-/// A host name or protocol word as a cell: printable ASCII only (others become `?`), quoted only
-/// when it must be. Written straight into the row in the common case.
 /// The key of a To field's first address (`R`), for distinct recipient counts. The common
 /// field (one address, bare or in angle brackets, no quotes, comments or groups) is read
 /// directly; anything else goes through the full address parser.
@@ -766,6 +764,8 @@ fn recipient_key(value: &[u8]) -> u64 {
     address::first_address(value).map_or(0, |a| key(b'R', a.to_ascii_lowercase().as_bytes()))
 }
 
+/// A host name or protocol word as a cell: printable ASCII only (others become `?`), quoted only
+/// when it must be. Written straight into the row in the common case.
 fn push_host_cell(out: &mut Vec<u8>, part: Option<&[u8]>, raw: bool, scratch: &mut Vec<u8>) {
     let Some(p) = part else { return };
     let plain = p

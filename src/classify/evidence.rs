@@ -235,10 +235,7 @@ pub fn body_landing_domains(
     out: &mut Vec<String>,
 ) {
     out.clear();
-    let multipart = content_type.is_some_and(|t| {
-        let t = t.trim_ascii_start();
-        t.len() >= 10 && t[..10].eq_ignore_ascii_case(b"multipart/")
-    });
+    let multipart = content_type.is_some_and(|t| media_type_is(t, b"multipart/"));
     let mut budget = LINK_SCAN_BYTES;
     if !multipart {
         let kind = PartKind::of(content_type, transfer_encoding);
@@ -439,8 +436,13 @@ fn scan_part(
 
 /// Whether a Content-Type value names a text type (`text/html`, `text/plain`, ...).
 pub fn is_text_media(value: &[u8]) -> bool {
+    media_type_is(value, b"text/")
+}
+
+/// Whether a Content-Type value starts with `prefix` (a top-level type and `/`), in any case.
+fn media_type_is(value: &[u8], prefix: &[u8]) -> bool {
     let v = value.trim_ascii_start();
-    v.len() >= 5 && v[..5].eq_ignore_ascii_case(b"text/")
+    v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 /// Decode base64 text line by line (MIME writes whole 4-character groups per line); a line that
