@@ -216,6 +216,7 @@ impl<'o> RowWriter<'o> {
                     start: 0,
                     end: bytes.len(),
                     kind: EntryKind::Message,
+                    quoted_lines: None,
                 };
                 let (env, _, msg) = if bytes.is_empty() {
                     (&b""[..], 0, &b""[..])
@@ -231,6 +232,7 @@ impl<'o> RowWriter<'o> {
                     start: 0,
                     end: bytes.len(),
                     kind,
+                    quoted_lines: None,
                 };
                 let (env, _, msg) = split::entry_message(bytes, &entry);
                 let env = env.strip_prefix(b"From ").unwrap_or(env);
@@ -263,7 +265,10 @@ impl<'o> RowWriter<'o> {
         // The size on the wire: without the envelope line, and without mbox `>From ` quoting.
         let mut size = msg.len() - headers.message_start.min(msg.len());
         if matches!(item.kind, ItemKind::Entry(EntryKind::Message)) {
-            size -= split::quoted_from_lines(msg).min(size);
+            let quoted = item
+                .quoted_lines
+                .map_or_else(|| split::quoted_from_lines(msg), |n| n as usize);
+            size -= quoted.min(size);
         }
         match malformed {
             Some(m) => self.out.totals.malformed[m.index()] += 1,
@@ -967,6 +972,7 @@ mod tests {
             start: 0,
             end: msg.len(),
             kind,
+            quoted_lines: None,
         };
         RowWriter::new(RowOptions::default(), &mut out).item("src", msg, &item);
         String::from_utf8(out.messages_csv).unwrap()

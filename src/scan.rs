@@ -589,6 +589,7 @@ fn read_large(
                 start: 0,
                 end: len,
                 kind: ItemKind::Whole,
+                quoted_lines: None,
             }],
         });
     }
@@ -602,6 +603,7 @@ fn read_large(
             start: 0,
             end: first,
             kind: ItemKind::Entry(EntryKind::Preamble),
+            quoted_lines: None,
         });
     }
     let mut pos = first;
@@ -703,6 +705,7 @@ fn read_small(job: FileJob, opts: &ScanOptions, out: &mut UnitOutput) {
             start: 0,
             end: len,
             kind: ItemKind::Whole,
+            quoted_lines: None,
         }],
     };
     run(

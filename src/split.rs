@@ -23,6 +23,11 @@ pub struct Entry {
     pub end: usize,
     /// What the entry is.
     pub kind: EntryKind,
+    /// How many of the message's lines carry mbox `>From ` quoting, when the splitter counted
+    /// them while searching for the entry's end (it passes every `From ` in the entry then);
+    /// `None` when it did not read the whole entry (a trusted `Content-Length` jumped over the
+    /// body, or preamble junk), and the reader counts them itself ([`quoted_from_lines`]).
+    pub quoted_lines: Option<u32>,
 }
 
 /// How an entry came to be.
@@ -34,8 +39,13 @@ pub enum EntryKind {
     Preamble,
 }
 
-/// The `From ` line needle; the splitter looks for it after a newline.
-const FROM_AFTER_NL: &[u8] = b"\nFrom ";
+/// The word every envelope line and every mbox-quoted `>From ` line starts with. One search for
+/// it finds both the candidate entry starts and the quoted lines, so a message's bytes are
+/// searched once, not once per needle.
+const FROM_WORD: &[u8] = b"From ";
+
+static FROM_FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memmem::Finder::new(FROM_WORD));
 
 /// Longest line still taken as an envelope line; longer ones are body text.
 const MAX_FROM_LINE: usize = 1000;
@@ -113,19 +123,47 @@ fn blank_line_ends_at(data: &[u8], nl: usize) -> bool {
 /// Offset of the next entry start strictly after `from`, searching up to `limit` (exclusive
 /// bound on the `From` offset).
 pub fn next_candidate(data: &[u8], from: usize, limit: usize) -> Option<usize> {
-    let finder = memmem::Finder::new(FROM_AFTER_NL);
+    next_candidate_counting(data, from, limit, &mut 0)
+}
+
+/// [`next_candidate`], also adding to `quoted` the `>From ` quoted lines passed on the way
+/// (lines starting with one or more `>` then `From `, after `from`).
+fn next_candidate_counting(
+    data: &[u8],
+    from: usize,
+    limit: usize,
+    quoted: &mut u32,
+) -> Option<usize> {
     let mut at = from;
-    let hay_end = (limit + FROM_AFTER_NL.len()).min(data.len());
+    let hay_end = (limit + FROM_WORD.len()).min(data.len());
     while at < hay_end {
-        let nl = at + finder.find(&data[at..hay_end])?;
-        let start = nl + 1;
+        let start = at + FROM_FINDER.find(&data[at..hay_end])?;
         if start >= limit {
             return None;
         }
-        if start > from && blank_line_ends_at(data, nl) && is_from_line(line_at(data, start).0) {
-            return Some(start);
+        if start > from {
+            match data[start - 1] {
+                b'\n'
+                    if blank_line_ends_at(data, start - 1)
+                        && is_from_line(line_at(data, start).0) =>
+                {
+                    return Some(start);
+                }
+                b'>' => {
+                    let quotes = data[from..start]
+                        .iter()
+                        .rev()
+                        .take_while(|&&b| b == b'>')
+                        .count();
+                    let line_start = start - quotes;
+                    if line_start > from && data[line_start - 1] == b'\n' {
+                        *quoted += 1;
+                    }
+                }
+                _ => {}
+            }
         }
-        at = nl + 1;
+        at = start + 1;
     }
     None
 }
@@ -223,6 +261,10 @@ fn multipart_boundary(data: &[u8], start: usize, end: usize) -> Option<(usize, u
     (e > b && e - b <= 70).then_some((start + b, start + e))
 }
 
+/// How far before a candidate entry start the line-by-line look for a closing MIME delimiter goes.
+/// (Tiny under test, so that the property tests take the whole-body search too.)
+const CLOSE_TAIL_BYTES: usize = if cfg!(test) { 24 } else { 4096 };
+
 /// Whether the candidate entry start `cand` lies inside the still-open MIME body of the entry
 /// whose header is `header`: the entry is multipart, no closing delimiter `--B--` appears between
 /// `closed_from` and `cand` (earlier parts were checked for earlier candidates), the candidate does
@@ -245,14 +287,21 @@ fn inside_open_mime_body(
     }
     let boundary = &data[bs..be];
     let lo = closed_from.max(body);
-    // A closing delimiter line `--B--` before the candidate closes the body. Searched from the
-    // end, where it usually is.
-    let closed = memmem::rfind_iter(&data[lo..cand], boundary).any(|rel| {
-        let hit = lo + rel;
-        hit >= body + 2
+    // A closing delimiter line `--B--` before the candidate closes the body. It is nearly always
+    // among the last lines before the candidate: those are read first, line by line, and the rest
+    // of the body is searched only when they do not close it.
+    let closes_at = |hit: usize| {
+        hit >= body.max(1) + 2
+            && hit >= lo
+            && hit + boundary.len() + 2 <= cand
             && &data[hit - 3..hit] == b"\n--"
             && data[hit + boundary.len()..cand].starts_with(b"--")
-    });
+    };
+    let tail_from = cand.saturating_sub(CLOSE_TAIL_BYTES).max(lo);
+    let closed = memchr::memrchr_iter(b'\n', &data[tail_from..cand])
+        .any(|nl| closes_at(tail_from + nl + 3))
+        || (tail_from > lo
+            && memmem::rfind_iter(&data[lo..cand], boundary).any(|rel| closes_at(lo + rel)));
     if closed {
         return Ok(false);
     }
@@ -416,11 +465,14 @@ pub fn plan_entries(
                 return more(pos);
             }
         }
+        // Counted only when the search below walks the whole entry.
+        let mut quoted = 0u32;
+        let counted = next.is_none();
         if next.is_none() {
             let mut from = pos;
             let mut closed_from = pos;
             loop {
-                match next_candidate(data, from, data.len()) {
+                match next_candidate_counting(data, from, data.len(), &mut quoted) {
                     // An envelope line cut off by the end of the data may still grow too long.
                     Some(cand) if !at_eof && memchr::memchr(b'\n', &data[cand..]).is_none() => {
                         return more(pos);
@@ -458,6 +510,7 @@ pub fn plan_entries(
             start: pos,
             end: next,
             kind: EntryKind::Message,
+            quoted_lines: counted.then_some(quoted),
         });
         pos = next;
     }
@@ -476,6 +529,7 @@ pub fn split_all(data: &[u8], limits: &SplitLimits) -> Vec<Entry> {
             start: 0,
             end: first,
             kind: EntryKind::Preamble,
+            quoted_lines: None,
         });
     }
     plan_entries(data, first, true, usize::MAX, limits, &mut out);
@@ -686,6 +740,7 @@ pub(crate) mod oracle {
                     start: 0,
                     end: data.len(),
                     kind: EntryKind::Preamble,
+                    quoted_lines: None,
                 });
             }
             return out;
@@ -695,6 +750,7 @@ pub(crate) mod oracle {
                 start: 0,
                 end: ls[i].0,
                 kind: EntryKind::Preamble,
+                quoted_lines: None,
             });
         }
         loop {
@@ -795,6 +851,7 @@ pub(crate) mod oracle {
                 start,
                 end,
                 kind: EntryKind::Message,
+                quoted_lines: None,
             });
             if end >= data.len() {
                 return out;
@@ -869,6 +926,16 @@ mod tests {
     fn wrong_content_length_falls_back_to_from_lines() {
         let m = b"From a@b Mon May  6 00:10:11 2024\nContent-Length: 3\n\nhello\n\nFrom c@d Tue May  7 01:00:00 2024\nSubject: y\n\nb\n";
         assert_eq!(starts(m).len(), 2);
+    }
+
+    #[test]
+    fn splitter_counts_quoted_lines_unless_content_length_jumped() {
+        let m = b"From a@b Mon May  6 00:10:11 2024\n>From x\nSubject: q\n\n>>From y\nz >From w\n\nFrom c@d Tue May  7 01:00:00 2024\nContent-Length: 8\n\n>From v\n";
+        let e = split_all(m, &SplitLimits::default());
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].quoted_lines, Some(2));
+        assert_eq!(e[1].quoted_lines, None);
+        assert_eq!(quoted_from_lines(entry_message(m, &e[1]).2), 1);
     }
 
     #[test]
@@ -947,6 +1014,8 @@ mod tests {
             Just(b"From - Wed Feb  9 22:02 MET 2000".to_vec()),
             Just(b"From the desk".to_vec()),
             Just(b">From a@b Mon May  6 00:10:11 2024".to_vec()),
+            Just(b">>From here on".to_vec()),
+            Just(b"x >From not quoted".to_vec()),
             Just(b"Subject: hello".to_vec()),
             Just(b"Content-Length: 12".to_vec()),
             Just(b"Content-Length: 0".to_vec()),
@@ -987,11 +1056,24 @@ mod tests {
             })
     }
 
+    /// Entries without the splitter's by-product counts, for comparing with the oracle.
+    fn shape(entries: &[Entry]) -> Vec<(usize, usize, EntryKind)> {
+        entries.iter().map(|e| (e.start, e.end, e.kind)).collect()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
         fn simd_split_matches_oracle(data in mbox()) {
-            prop_assert_eq!(split_all(&data, &SplitLimits::default()), oracle::split(&data));
+            let found = split_all(&data, &SplitLimits::default());
+            prop_assert_eq!(shape(&found), shape(&oracle::split(&data)));
+            // Where the splitter counted quoted lines on its way, the count is the message's own.
+            for e in &found {
+                if let Some(n) = e.quoted_lines {
+                    let (_, _, msg) = entry_message(&data, e);
+                    prop_assert_eq!(n as usize, quoted_from_lines(msg));
+                }
+            }
         }
 
         #[test]

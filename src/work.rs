@@ -38,6 +38,9 @@ pub struct Item {
     pub start: usize,
     pub end: usize,
     pub kind: ItemKind,
+    /// The splitter's count of `>From ` quoted lines in an mbox entry, if it made one
+    /// ([`crate::split::Entry::quoted_lines`]).
+    pub quoted_lines: Option<u32>,
 }
 
 impl Item {
@@ -49,6 +52,7 @@ impl Item {
             start: entry.start,
             end: entry.end,
             kind: ItemKind::Entry(entry.kind),
+            quoted_lines: entry.quoted_lines,
         }
     }
 
@@ -60,6 +64,7 @@ impl Item {
             start: 0,
             end: 0,
             kind: ItemKind::Failed(reason),
+            quoted_lines: None,
         }
     }
 }

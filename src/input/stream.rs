@@ -200,6 +200,7 @@ fn read_message(
             start: 0,
             end: len,
             kind: ItemKind::Whole,
+            quoted_lines: None,
         },
     };
     if let Err(e) = &result
@@ -256,6 +257,7 @@ pub fn read_mbox(
                 start: 0,
                 end: len,
                 kind: ItemKind::Entry(EntryKind::Preamble),
+                quoted_lines: None,
             }],
         })
     };
