@@ -179,28 +179,79 @@ pub struct HeaderScan {
     pub boundary: Option<(usize, usize)>,
 }
 
-/// Walk the header lines that follow the `From ` line at `pos`, stopping at the blank line, at the
-/// next entry candidate, or after `max_bytes`. Only line starts are looked at (memchr per line).
+/// The line starts a header walk stops at: a blank line (`\n\n`, `\n\r\n`: the header block
+/// ends) or a line opening with `C` or `c` (where `Content-Length:` and `Content-Type:` are).
+/// One packed SIMD search (aho-corasick's Teddy) finds them, so the other header lines are never
+/// visited one by one.
+static HEADER_MARKS: std::sync::LazyLock<HeaderMarks> = std::sync::LazyLock::new(|| {
+    let packed = aho_corasick::packed::Config::new()
+        .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+        .builder()
+        .extend(HEADER_MARK_PATTERNS)
+        .build();
+    match packed {
+        Some(searcher) => HeaderMarks::Packed(searcher),
+        // No SIMD Teddy on this target: the automaton finds the same marks.
+        None => HeaderMarks::automaton(),
+    }
+});
+
+const HEADER_MARK_PATTERNS: [&[u8]; 4] = [b"\n\n", b"\n\r\n", b"\nC", b"\nc"];
+
+enum HeaderMarks {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(aho_corasick::AhoCorasick),
+}
+
+impl HeaderMarks {
+    fn automaton() -> HeaderMarks {
+        HeaderMarks::Automaton(
+            aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(HEADER_MARK_PATTERNS)
+                .expect("four literal patterns always build"),
+        )
+    }
+
+    /// The first mark in `hay[from..]`: (offset of its `\n`, offset past it, blank line?).
+    #[inline]
+    fn next(&self, hay: &[u8], from: usize) -> Option<(usize, usize, bool)> {
+        let m = match self {
+            HeaderMarks::Packed(p) => p.find_in(hay, aho_corasick::Span::from(from..hay.len()))?,
+            HeaderMarks::Automaton(a) => {
+                a.find(aho_corasick::Input::new(hay).span(from..hay.len()))?
+            }
+        };
+        Some((m.start(), m.end(), m.pattern().as_usize() < 2))
+    }
+}
+
+/// Walk the header lines that follow the `From ` line at `pos`, stopping at the blank line or
+/// after `max_bytes` (lines starting at or past `pos + max_bytes` are not read).
 pub fn scan_entry_header(data: &[u8], pos: usize, max_bytes: usize) -> HeaderScan {
     let mut scan = HeaderScan::default();
-    let (_, mut at) = line_at(data, pos);
+    let (_, first) = line_at(data, pos);
     let stop = (pos + max_bytes).min(data.len());
-    // Start of the Content-Type field being collected (it may be folded over several lines).
-    let mut content_type: Option<usize> = None;
+    if first >= stop {
+        return scan;
+    }
+    // `first > pos`, so `data[first - 1]` is the envelope line's `\n`: every mark is a `\n`
+    // followed by the first byte(s) of the line it starts.
+    let hay = &data[..(stop + 2).min(data.len())];
     // Only the first Content-Type counts (spam sometimes carries two).
     let mut seen_content_type = false;
-    while at < stop {
-        let (line, next) = line_at(data, at);
-        let folded = matches!(line.first(), Some(b' ' | b'\t'));
-        if !folded && let Some(ct) = content_type.take() {
-            scan.boundary = multipart_boundary(data, ct, at);
+    let mut from = first - 1;
+    while let Some((nl, past, blank)) = HEADER_MARKS.next(hay, from) {
+        let at = nl + 1;
+        if at >= stop {
+            break;
         }
-        if line.is_empty() {
-            if next > at && data[next - 1] == b'\n' {
-                scan.body_start = Some(next);
-            }
+        if blank {
+            scan.body_start = Some(past);
             return scan;
         }
+        from = past;
+        let (line, next) = line_at(data, at);
         if scan.content_length.is_none()
             && line.len() > 15
             && line[..15].eq_ignore_ascii_case(b"content-length:")
@@ -211,14 +262,14 @@ pub fn scan_entry_header(data: &[u8], pos: usize, max_bytes: usize) -> HeaderSca
             && line.len() > 13
             && line[..13].eq_ignore_ascii_case(b"content-type:")
         {
-            content_type = Some(at + 13);
             seen_content_type = true;
+            // The value runs on over folded lines, up to the next line that is not folded.
+            let mut end = next;
+            while end < stop && matches!(data[end], b' ' | b'\t') {
+                end = line_at(data, end).1;
+            }
+            scan.boundary = multipart_boundary(data, at + 13, end.min(data.len()));
         }
-        at = next;
-    }
-    // The data ended inside the header block: a Content-Type still being collected counts.
-    if let Some(ct) = content_type {
-        scan.boundary = multipart_boundary(data, ct, at.min(data.len()));
     }
     scan
 }
@@ -1074,6 +1125,15 @@ mod tests {
                     prop_assert_eq!(n as usize, quoted_from_lines(msg));
                 }
             }
+        }
+
+        #[test]
+        fn header_marks_agree_on_every_target(data in mbox(), from in 0usize..64) {
+            // The packed searcher (x86_64, aarch64) and the automaton (elsewhere) must find the
+            // same marks; both are run here, whatever this target is.
+            let from = from.min(data.len());
+            let automaton = HeaderMarks::automaton();
+            prop_assert_eq!(HEADER_MARKS.next(&data, from), automaton.next(&data, from));
         }
 
         #[test]

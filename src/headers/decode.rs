@@ -38,6 +38,11 @@ fn trim_wsp(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// Where an RFC 2047 encoded word may start. Built once: a searcher's set-up costs more than
+/// searching a short header value.
+static ENCODED_WORD_START: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"=?"));
+
 /// Unfold a raw header field value (may contain CRLF/LF followed by space/tab;
 /// a CR or LF not followed by WSP also counts as a fold) into one line: each
 /// line break and the whitespace run around it become a single space;
@@ -466,7 +471,7 @@ const SCRATCH_KEEP: usize = 64 * 1024;
 pub fn decode_text(raw: &[u8]) -> Decoded {
     let s = trim_wsp(raw);
     if s.iter().all(|&b| (0x20..0x7F).contains(&b) || b == b'\t')
-        && memchr::memmem::find(s, b"=?").is_none()
+        && ENCODED_WORD_START.find(s).is_none()
     {
         // All printable ASCII, so this cannot fail; no need for a lossy path.
         let text = std::str::from_utf8(s)
@@ -500,8 +505,7 @@ fn decode_general(s: &[u8], pending: &mut Vec<u8>) -> Decoded {
     let mut after_word = false;
     let mut search = 0;
 
-    let finder = memchr::memmem::Finder::new(b"=?");
-    while let Some(off) = finder.find(&s[search..]) {
+    while let Some(off) = ENCODED_WORD_START.find(&s[search..]) {
         let at = search + off;
         let Some(word) = parse_encoded_word(s, at) else {
             search = at + 1;
@@ -767,7 +771,7 @@ mod tests {
         fn decode_text_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..200)) {
             let d = decode_text(&raw);
             prop_assert!(!d.text.bytes().any(is_ctl));
-            if std::str::from_utf8(&raw).is_err() && memchr::memmem::find(&raw, b"=?").is_none() {
+            if std::str::from_utf8(&raw).is_err() && ENCODED_WORD_START.find(&raw).is_none() {
                 prop_assert!(d.lossy);
             }
         }
