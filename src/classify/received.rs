@@ -35,8 +35,28 @@ pub struct Hop<'a> {
 
 #[inline]
 fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+    BYTE_CLASS[usize::from(b)] & WS != 0
 }
+
+/// Byte classes of the tokenizer, looked up in one table instead of chains of comparisons:
+/// this runs over every byte of every Received field.
+const WS: u8 = 1;
+/// `)`: skipped between items (a stray one closes nothing).
+const CLOSE: u8 = 2;
+/// `(`, `)` and `[`: end a word (see [`Items`]).
+const WORD_END: u8 = 4;
+
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b' ' as usize] = WS | WORD_END;
+    t[b'\t' as usize] = WS | WORD_END;
+    t[b'\r' as usize] = WS | WORD_END;
+    t[b'\n' as usize] = WS | WORD_END;
+    t[b')' as usize] = CLOSE | WORD_END;
+    t[b'(' as usize] = WORD_END;
+    t[b'[' as usize] = WORD_END;
+    t
+};
 
 fn trim_ws(mut s: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = s
@@ -85,7 +105,7 @@ impl<'a> Iterator for Items<'a> {
     fn next(&mut self) -> Option<Item<'a>> {
         let s = self.s;
         // A stray `)` closes nothing; dropping it keeps one typo from hiding the rest.
-        while self.pos < s.len() && (is_ws(s[self.pos]) || s[self.pos] == b')') {
+        while self.pos < s.len() && BYTE_CLASS[usize::from(s[self.pos])] & (WS | CLOSE) != 0 {
             self.pos += 1;
         }
         let start = self.pos;
@@ -100,7 +120,7 @@ impl<'a> Iterator for Items<'a> {
         // A word also ends at `(` and before a `[` inside it: smap writes `host(1.2.3.4)` and
         // others `host.example[192.0.2.1]`, with no space.
         let mut i = start + 1;
-        while i < s.len() && !is_ws(s[i]) && !matches!(s[i], b'(' | b')' | b'[') {
+        while i < s.len() && BYTE_CLASS[usize::from(s[i])] & WORD_END == 0 {
             i += 1;
         }
         self.pos = i;
