@@ -207,6 +207,24 @@ fn unquoted_colon(s: &[u8]) -> Option<usize> {
 /// as written, a source route `@relay,@relay:` removed, stray `<`/`>` trimmed,
 /// domain lowercased. None if nothing is left.
 fn clean_addr(raw: &[u8]) -> Option<String> {
+    // The usual address is plain printable ASCII with nothing to drop, unquote or trim (no
+    // whitespace, comment, quote, bracket or source route): only its domain needs lowercasing.
+    if raw.first().is_some_and(|&b| b != b'@')
+        && raw
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && !matches!(b, b'(' | b'"' | b'<' | b'>'))
+    {
+        let mut text = String::from_utf8(raw.to_vec()).ok()?;
+        if let Some(at) = text.rfind('@') {
+            text[at + 1..].make_ascii_lowercase();
+        }
+        return Some(text);
+    }
+    clean_addr_general(raw)
+}
+
+/// [`clean_addr`] for any input.
+fn clean_addr_general(raw: &[u8]) -> Option<String> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -637,6 +655,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn plain_address_shortcut_agrees_with_the_general_path(v in bytes()) {
+            prop_assert_eq!(clean_addr(&v), clean_addr_general(&v));
+        }
+
         #[test]
         fn first_address_never_panics(v in bytes()) {
             if let Some(a) = first_address(&v) {
