@@ -156,9 +156,11 @@ impl Drop for PendingFile {
 
 /// Flush and sync all files, then rename them into place in the given order (put the summary
 /// last). A previous run's copy of the last file is removed first, so a crash part-way through
-/// the renames never leaves a mixed set that looks complete. Fails without renaming anything if
-/// the run was aborted; on any error the temporary files are removed.
-pub fn commit(mut files: Vec<PendingFile>) -> Result<(), OutputError> {
+/// the renames never leaves a mixed set that looks complete. Then every name in `replaced` that
+/// this set does not write is removed too: a previous run's `campaigns.csv` must not sit beside
+/// the `messages.csv` of a run made with `--no-campaigns` as if it described it. Fails without
+/// renaming anything if the run was aborted; on any error the temporary files are removed.
+pub fn commit(mut files: Vec<PendingFile>, replaced: &[&str]) -> Result<(), OutputError> {
     for f in &mut files {
         f.flush_and_sync()?;
     }
@@ -168,6 +170,16 @@ pub fn commit(mut files: Vec<PendingFile>) -> Result<(), OutputError> {
     }
     if let Some(last) = files.last() {
         let _ = std::fs::remove_file(&last.path);
+        if let Some(dir) = last.path.parent() {
+            for name in replaced {
+                if !files
+                    .iter()
+                    .any(|f| f.path.file_name() == Some(name.as_ref()))
+                {
+                    let _ = std::fs::remove_file(dir.join(name));
+                }
+            }
+        }
     }
     for f in &mut files {
         std::fs::rename(&f.tmp, &f.path).map_err(|source| OutputError::Write {
@@ -213,13 +225,31 @@ mod tests {
         let mut a = PendingFile::create(dir.path(), "a.csv").unwrap();
         a.write_all(b"x\n").unwrap();
         assert!(!dir.path().join("a.csv").exists());
-        commit(vec![a]).unwrap();
+        commit(vec![a], &[]).unwrap();
         assert_eq!(std::fs::read(dir.path().join("a.csv")).unwrap(), b"x\n");
 
         let b = PendingFile::create(dir.path(), "b.csv").unwrap();
         discard(vec![b]);
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "only a.csv remains");
+    }
+
+    #[test]
+    fn commit_removes_what_an_earlier_run_left_and_this_one_does_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["stale.csv", "mine.csv", "user-notes.txt"] {
+            std::fs::write(dir.path().join(name), b"old\n").unwrap();
+        }
+        let mut mine = PendingFile::create(dir.path(), "mine.csv").unwrap();
+        mine.write_all(b"new\n").unwrap();
+        commit(vec![mine], &["stale.csv", "mine.csv"]).unwrap();
+        assert!(!dir.path().join("stale.csv").exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("mine.csv")).unwrap(),
+            b"new\n"
+        );
+        // Files the tool does not name are never touched.
+        assert!(dir.path().join("user-notes.txt").exists());
     }
 
     #[test]

@@ -227,12 +227,24 @@ pub fn scan(
         .flatten()
         .chain(group_files)
         .chain(std::iter::once(summary_file));
-    output::commit(files.collect()).map_err(|e| match e {
+    output::commit(files.collect(), &RUN_OUTPUTS).map_err(|e| match e {
         OutputError::Interrupted => ScanError::Interrupted,
         e => ScanError::Output(e),
     })?;
     Ok(report)
 }
+
+/// Every file a scan may write into its output directory. A run removes the ones it does not
+/// write this time, so the directory always describes one run.
+pub const RUN_OUTPUTS: [&str; 7] = [
+    "messages.csv",
+    "signatures.csv",
+    "received.csv",
+    "campaigns.csv",
+    "timeline.csv",
+    "timeline.svg",
+    "summary.json",
+];
 
 /// Output buffers handed back by the writer for the next units: reusing them saves the page
 /// faults of fresh megabyte-sized allocations for every unit.

@@ -295,6 +295,43 @@ fn received_csv_only_on_request() {
 }
 
 #[test]
+fn a_rerun_into_the_same_directory_leaves_no_stale_outputs() {
+    let out = tempfile::tempdir().unwrap();
+    scan_ok(&[sample_mbox().as_os_str(), os("--received")], out.path());
+    for name in [
+        "campaigns.csv",
+        "timeline.csv",
+        "timeline.svg",
+        "received.csv",
+    ] {
+        assert!(out.path().join(name).exists(), "{name} after the first run");
+    }
+    std::fs::write(out.path().join("notes.txt"), b"mine").unwrap();
+    scan_ok(
+        &[sample_mbox().as_os_str(), os("--no-campaigns")],
+        out.path(),
+    );
+    for name in [
+        "campaigns.csv",
+        "timeline.csv",
+        "timeline.svg",
+        "received.csv",
+    ] {
+        assert!(
+            !out.path().join(name).exists(),
+            "{name} of the earlier run must not stay beside this run's messages.csv"
+        );
+    }
+    assert!(out.path().join("messages.csv").exists());
+    assert!(out.path().join("summary.json").exists());
+    assert_eq!(
+        read(&out.path().join("notes.txt")),
+        b"mine",
+        "other files are left alone"
+    );
+}
+
+#[test]
 fn formulas_are_neutralised_unless_raw_cells() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.eml");
