@@ -147,6 +147,8 @@ pub struct RowWriter<'o> {
     times: Vec<Option<i64>>,
     /// `source,offset,` of the current message's received.csv rows.
     hop_prefix: Vec<u8>,
+    /// Domains of the current message's recorded `dkim=pass` statements (for alignment).
+    recorded_pass_domains: Vec<String>,
 }
 
 /// One cell being filled; `text` cells get formula neutralisation, numbers do not.
@@ -177,6 +179,7 @@ impl<'o> RowWriter<'o> {
             lossy: Vec::new(),
             times: Vec::new(),
             hop_prefix: Vec::new(),
+            recorded_pass_domains: Vec::new(),
         }
     }
 
@@ -287,8 +290,10 @@ impl<'o> RowWriter<'o> {
         classify::hop_times(hops, &mut self.times);
 
         let received_at = self.fill_cells(source, item, envelope, headers, hops, size, malformed);
-        if let Some(ar) = headers.authentication_results.first() {
+        self.recorded_pass_domains.clear();
+        if let Some(ar) = headers.recorded_results() {
             let recorded = auth::results::parse(ar);
+            self.recorded_pass_domains = recorded.dkim_pass_domains;
             for (cell, value) in [
                 (28, recorded.dkim),
                 (29, recorded.spf),
@@ -516,7 +521,7 @@ impl<'o> RowWriter<'o> {
                 }
             }
         }
-        if let Some(ar) = h.authentication_results.first() {
+        if let Some(ar) = h.recorded_results() {
             push_text(ar, &mut c[18], "auth_results", lossy);
         }
         let (before, after) = c.split_at_mut(20);
@@ -601,7 +606,14 @@ impl<'o> RowWriter<'o> {
                 b"" | b"none" => DkimClass::None,
                 _ => DkimClass::Fail,
             };
-            let aligned = ar_dkim == b"pass" && self.cells[col::AR_DMARC] == b"pass";
+            let recorded = auth::results::Recorded {
+                dkim: (ar_dkim == b"pass").then(|| "pass".to_string()),
+                dmarc: (self.cells[col::AR_DMARC] == b"pass").then(|| "pass".to_string()),
+                spf: None,
+                dkim_pass_domains: std::mem::take(&mut self.recorded_pass_domains),
+            };
+            let aligned = recorded.aligned_dkim_pass(&from_org, auth::organizational_domain);
+            self.recorded_pass_domains = recorded.dkim_pass_domains;
             (class, aligned, true)
         };
         let tenant_domain = (!self.cells[col::TENANT_DOMAIN].is_empty())
@@ -976,6 +988,21 @@ mod tests {
         };
         RowWriter::new(RowOptions::default(), &mut out).item("src", msg, &item);
         String::from_utf8(out.messages_csv).unwrap()
+    }
+
+    #[test]
+    fn arc_authentication_results_stand_in_for_a_missing_authentication_results() {
+        let m = b"ARC-Authentication-Results: i=1; mx.trap.example;\r\n dkim=pass header.d=brand.example; spf=pass smtp.mailfrom=brand.example; dmarc=pass\r\nFrom: a@brand.example\r\nSubject: s\r\n\r\nbody\r\n";
+        let r = row(m, ItemKind::Whole);
+        let cells: Vec<&str> = r.trim_end().split(',').collect();
+        assert_eq!(cells[col::AR_DKIM], "pass", "{r}");
+        assert_eq!(cells[col::AR_DMARC], "pass", "{r}");
+        assert!(cells[18].starts_with("i=1; mx.trap.example;"), "{r}");
+        // An Authentication-Results field, when there is one, is what counts.
+        let m = b"Authentication-Results: mx.trap.example; dkim=fail header.d=brand.example\r\nARC-Authentication-Results: i=1; mx.trap.example; dkim=pass\r\nFrom: a@brand.example\r\n\r\nbody\r\n";
+        let r = row(m, ItemKind::Whole);
+        let cells: Vec<&str> = r.trim_end().split(',').collect();
+        assert_eq!(cells[col::AR_DKIM], "fail", "{r}");
     }
 
     #[test]

@@ -10,6 +10,29 @@ pub struct Recorded {
     pub dkim: Option<String>,
     pub spf: Option<String>,
     pub dmarc: Option<String>,
+    /// The domains of the `dkim=pass` statements (`header.d=`, else the domain of `header.i=`),
+    /// lowercased, so that alignment with the From domain can be judged; at most
+    /// [`MAX_PASS_DOMAINS`].
+    pub dkim_pass_domains: Vec<String>,
+}
+
+/// The most passing-signature domains kept from one field.
+pub const MAX_PASS_DOMAINS: usize = 8;
+
+impl Recorded {
+    /// Whether the recorded results show a DKIM pass aligned with `from_org` (the From domain's
+    /// organizational domain): a passing statement's domain in that organization, or — when the
+    /// receiver named no domain for its passes — a recorded `dmarc=pass`. `org_of` gives a
+    /// domain's organizational domain.
+    pub fn aligned_dkim_pass(&self, from_org: &str, org_of: impl Fn(&str) -> String) -> bool {
+        if self.dkim.as_deref() != Some("pass") || from_org.is_empty() {
+            return false;
+        }
+        if self.dkim_pass_domains.is_empty() {
+            return self.dmarc.as_deref() == Some("pass");
+        }
+        self.dkim_pass_domains.iter().any(|d| org_of(d) == from_org)
+    }
 }
 
 /// Read the `method=result` statements of an Authentication-Results value. Comments in
@@ -36,6 +59,12 @@ pub fn parse(value: &[u8]) -> Recorded {
         }
         match method.as_str() {
             "dkim" if recorded.dkim.is_none() || result == "pass" => {
+                if result == "pass"
+                    && recorded.dkim_pass_domains.len() < MAX_PASS_DOMAINS
+                    && let Some(domain) = signing_domain(statement)
+                {
+                    recorded.dkim_pass_domains.push(domain);
+                }
                 recorded.dkim = Some(result);
             }
             "spf" => {
@@ -48,6 +77,31 @@ pub fn parse(value: &[u8]) -> Recorded {
         }
     }
     recorded
+}
+
+/// The signing domain a `dkim=` statement names: its `header.d=` property, else the domain
+/// part of `header.i=` (RFC 8601 §2.7.1 and §2.3).
+fn signing_domain(statement: &str) -> Option<String> {
+    let mut from_i = None;
+    for property in statement.split_whitespace().skip(1) {
+        let Some((name, value)) = property.split_once('=') else {
+            continue;
+        };
+        let value = value.trim_matches('"');
+        match name.to_ascii_lowercase().as_str() {
+            "header.d" => return clean_domain(value),
+            "header.i" if from_i.is_none() => {
+                from_i = value.rsplit_once('@').map_or(Some(value), |(_, d)| Some(d));
+            }
+            _ => {}
+        }
+    }
+    from_i.and_then(clean_domain)
+}
+
+fn clean_domain(d: &str) -> Option<String> {
+    let d = d.trim_end_matches('.').to_ascii_lowercase();
+    (!d.is_empty() && d.contains('.') && d.bytes().all(|b| b.is_ascii_graphic())).then_some(d)
 }
 
 /// The value with `(comments)` removed (they nest) and line breaks made spaces.
@@ -109,6 +163,43 @@ mod tests {
         assert_eq!(r.spf.as_deref(), Some("pass"));
         assert_eq!(r.dkim.as_deref(), Some("none"));
         assert_eq!(r.dmarc.as_deref(), Some("none"));
+    }
+
+    #[test]
+    fn passing_signature_domains_are_kept_for_alignment() {
+        // The last two labels: enough of an organizational domain for these names.
+        let org = |d: &str| {
+            let labels: Vec<&str> = d.rsplitn(3, '.').collect();
+            match labels.as_slice() {
+                [tld, name, ..] => format!("{name}.{tld}"),
+                _ => d.to_string(),
+            }
+        };
+        let r = parse(b"mx.trap.example; dkim=pass header.d=Mail.Nike.com header.s=s1; spf=pass");
+        assert_eq!(r.dkim_pass_domains, ["mail.nike.com"]);
+        assert!(r.aligned_dkim_pass(&org("nike.com"), org));
+        assert!(!r.aligned_dkim_pass(&org("adidas.com"), org));
+        let r = parse(b"mx.trap.example; dkim=pass header.i=@brand.example; dmarc=fail");
+        assert_eq!(r.dkim_pass_domains, ["brand.example"]);
+        assert!(r.aligned_dkim_pass(&org("brand.example"), org));
+        // A pass for a third party is not aligned, even when DMARC passed (by SPF).
+        let r = parse(b"mx.trap.example; dkim=pass header.d=esp.example; dmarc=pass");
+        assert!(!r.aligned_dkim_pass(&org("brand.example"), org));
+        // No domain named: DMARC's verdict stands in for alignment.
+        let r = parse(b"mx.trap.example; dkim=pass; dmarc=pass");
+        assert!(r.aligned_dkim_pass(&org("brand.example"), org));
+        let r = parse(b"mx.trap.example; dkim=pass");
+        assert!(!r.aligned_dkim_pass(&org("brand.example"), org));
+        let r = parse(b"mx.trap.example; dkim=fail header.d=brand.example; dmarc=pass");
+        assert!(!r.aligned_dkim_pass(&org("brand.example"), org));
+    }
+
+    #[test]
+    fn arc_instance_tag_is_not_a_method() {
+        let r = parse(b"i=1; mx.google.com; dkim=pass header.i=@nike.com; spf=pass; dmarc=pass");
+        assert_eq!(r.dkim.as_deref(), Some("pass"));
+        assert_eq!(r.dmarc.as_deref(), Some("pass"));
+        assert_eq!(r.dkim_pass_domains, ["nike.com"]);
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub struct Headers<'a> {
     pub dkim_signatures: Vec<&'a [u8]>,
     /// Authentication-Results fields in header order (the topmost is the receiving server's).
     pub authentication_results: Vec<&'a [u8]>,
+    /// The first (topmost) ARC-Authentication-Results (RFC 8617): the same statements behind an
+    /// `i=` instance tag, kept by receivers that record their results only there.
+    pub arc_authentication_results: Option<&'a [u8]>,
     pub cross_tenant_id: Option<&'a [u8]>,
     pub originator_org: Option<&'a [u8]>,
     pub x_mailer: Option<&'a [u8]>,
@@ -127,6 +130,15 @@ pub struct Headers<'a> {
 }
 
 impl<'a> Headers<'a> {
+    /// What the receiving server recorded: the topmost Authentication-Results, else the first
+    /// ARC-Authentication-Results.
+    pub fn recorded_results(&self) -> Option<&'a [u8]> {
+        self.authentication_results
+            .first()
+            .copied()
+            .or(self.arc_authentication_results)
+    }
+
     /// Forget everything, keeping the vectors' capacity for the next message.
     pub fn clear(&mut self) {
         let mut to = std::mem::take(&mut self.to);
@@ -163,6 +175,7 @@ enum Field {
     Received,
     DkimSignature,
     AuthenticationResults,
+    ArcAuthenticationResults,
     CrossTenantId,
     OriginatorOrg,
     XMailer,
@@ -194,6 +207,7 @@ fn field_of(name: &[u8]) -> Option<Field> {
         16 if is(b"list-unsubscribe") => Field::ListUnsubscribe,
         22 if is(b"authentication-results") => Field::AuthenticationResults,
         25 if is(b"content-transfer-encoding") => Field::ContentTransferEncoding,
+        26 if is(b"arc-authentication-results") => Field::ArcAuthenticationResults,
         28 if is(b"x-ms-exchange-crosstenant-id") => Field::CrossTenantId,
         32 if is(b"x-ms-exchange-crosstenant-authas") => Field::MsAuthAs,
         42 if is(b"x-ms-exchange-crosstenant-fromentityheader") => Field::MsFromEntity,
@@ -335,6 +349,7 @@ fn finish<'a>(out: &mut Headers<'a>, msg: &'a [u8], field: Option<(Field, usize)
         Field::Received => out.received.push(value),
         Field::DkimSignature => out.dkim_signatures.push(value),
         Field::AuthenticationResults => out.authentication_results.push(value),
+        Field::ArcAuthenticationResults => first(&mut out.arc_authentication_results),
         Field::CrossTenantId => first(&mut out.cross_tenant_id),
         Field::OriginatorOrg => first(&mut out.originator_org),
         Field::XMailer => first(&mut out.x_mailer),
