@@ -338,21 +338,7 @@ fn inside_open_mime_body(
     }
     let boundary = &data[bs..be];
     let lo = closed_from.max(body);
-    // A closing delimiter line `--B--` before the candidate closes the body. It is nearly always
-    // among the last lines before the candidate: those are read first, line by line, and the rest
-    // of the body is searched only when they do not close it.
-    let closes_at = |hit: usize| {
-        hit >= body.max(1) + 2
-            && hit >= lo
-            && hit + boundary.len() + 2 <= cand
-            && &data[hit - 3..hit] == b"\n--"
-            && data[hit + boundary.len()..cand].starts_with(b"--")
-    };
-    let tail_from = cand.saturating_sub(CLOSE_TAIL_BYTES).max(lo);
-    let closed = memchr::memrchr_iter(b'\n', &data[tail_from..cand])
-        .any(|nl| closes_at(tail_from + nl + 3))
-        || (tail_from > lo
-            && memmem::rfind_iter(&data[lo..cand], boundary).any(|rel| closes_at(lo + rel)));
+    let closed = closed_before(data, boundary, body, lo, cand);
     if closed {
         return Ok(false);
     }
@@ -380,6 +366,26 @@ fn inside_open_mime_body(
     } else {
         Ok(false)
     }
+}
+
+/// Whether a closing delimiter line `--B--` for `boundary` lies between `lo` and `cand` in the
+/// body that starts at `body`. It is nearly always among the last lines before the candidate:
+/// those are read first, line by line, and the rest is searched only when they do not close it.
+fn closed_before(data: &[u8], boundary: &[u8], body: usize, lo: usize, cand: usize) -> bool {
+    let closes_at = |hit: usize| {
+        hit >= body.max(1) + 2
+            && hit >= lo
+            && hit + boundary.len() + 2 <= cand
+            && &data[hit - 3..hit] == b"\n--"
+            && data[hit..hit + boundary.len()] == *boundary
+            && data[hit + boundary.len()..cand].starts_with(b"--")
+    };
+    let tail_from = cand.saturating_sub(CLOSE_TAIL_BYTES).max(lo);
+    // From 3 bytes earlier, so that a delimiter right at `lo` (its `\n--` before it) is seen.
+    let scan_from = tail_from.saturating_sub(3);
+    memchr::memrchr_iter(b'\n', &data[scan_from..cand]).any(|nl| closes_at(scan_from + nl + 3))
+        || (tail_from > lo
+            && memmem::rfind_iter(&data[lo..cand], boundary).any(|rel| closes_at(lo + rel)))
 }
 
 /// Whether the bytes after `--B` end a delimiter line (RFC 2046: `--` for the close, then
@@ -980,6 +986,14 @@ mod tests {
     }
 
     #[test]
+    fn a_nested_multipart_closing_does_not_close_the_outer_body() {
+        // `--YY--` closes the inner part only: the `From ` line after it is still inside the
+        // outer body, whose delimiter `--XX` comes later (found by fuzzing the dkimpy trap).
+        let m = b"From a@b Mon May  6 00:10:11 2024\nContent-Type: multipart/mixed; boundary=XX\n\n--XX\nContent-Type: multipart/alternative; boundary=YY\n\n--YY\ntext\n--YY--\n\nFrom c@d Mon May  6 00:10:11 2024\ninner\n\n--XX--\n";
+        assert_eq!(starts(m), vec![0]);
+    }
+
+    #[test]
     fn splitter_counts_quoted_lines_unless_content_length_jumped() {
         let m = b"From a@b Mon May  6 00:10:11 2024\n>From x\nSubject: q\n\n>>From y\nz >From w\n\nFrom c@d Tue May  7 01:00:00 2024\nContent-Length: 8\n\n>From v\n";
         let e = split_all(m, &SplitLimits::default());
@@ -1077,6 +1091,9 @@ mod tests {
             Just(b"--XX".to_vec()),
             Just(b"--XX--".to_vec()),
             Just(b"--XX_alt".to_vec()),
+            // A nested multipart's delimiters: as long as the outer boundary, but another one.
+            Just(b"--YY".to_vec()),
+            Just(b"--YY--".to_vec()),
             Just(b"Content-Type: text/plain; boundary=XX".to_vec()),
             Just(b"From Marketing: call 10:30 in 2024".to_vec()),
             Just(Vec::new()),
@@ -1125,6 +1142,26 @@ mod tests {
                     prop_assert_eq!(n as usize, quoted_from_lines(msg));
                 }
             }
+        }
+
+        #[test]
+        fn closing_delimiter_check_matches_a_whole_body_search(
+            data in mbox(),
+            picks in (0usize..400, 0usize..400, 0usize..400),
+        ) {
+            // The tail-first search must find exactly what one reverse search over the whole
+            // range finds, whatever the positions.
+            let n = data.len();
+            let mut p = [picks.0 % (n + 1), picks.1 % (n + 1), picks.2 % (n + 1)];
+            p.sort_unstable();
+            let [body, lo, cand] = p;
+            let whole = memmem::rfind_iter(&data[lo..cand], b"XX").any(|rel| {
+                let hit = lo + rel;
+                hit >= body.max(1) + 2
+                    && &data[hit - 3..hit] == b"\n--"
+                    && data[hit + 2..cand].starts_with(b"--")
+            });
+            prop_assert_eq!(closed_before(&data, b"XX", body, lo, cand), whole);
         }
 
         #[test]
