@@ -64,13 +64,16 @@ pub fn write_relay_path(hops: &[Hop<'_>], out: &mut Vec<u8>) {
 
 /// A host name for output: printable ASCII only, so a path never breaks a CSV line or a terminal.
 fn push_host(host: &[u8], out: &mut Vec<u8>) {
-    out.extend(host.iter().map(|&b| {
-        if b.is_ascii_graphic() {
+    // Copied, then mapped in place: a loop over a slice the compiler can vectorize.
+    let start = out.len();
+    out.extend_from_slice(host);
+    for b in &mut out[start..] {
+        *b = if b.is_ascii_graphic() {
             b.to_ascii_lowercase()
         } else {
             b'?'
-        }
-    }));
+        };
+    }
 }
 
 #[cfg(test)]
