@@ -31,6 +31,9 @@ pub struct Hop<'a> {
     pub with: Option<&'a [u8]>,
     /// The text after the last `;`, trimmed (possibly empty); `None` if there is no `;`.
     pub date: Option<&'a [u8]>,
+    /// The receiving side names itself PowerMTA (`by host (PowerMTA(TM) v5.0r1) id ...`): the
+    /// bulk mailer EchoSpoofing's VPS injectors ran, and much legitimate bulk mail besides.
+    pub by_powermta: bool,
 }
 
 #[inline]
@@ -352,6 +355,9 @@ pub fn parse_received(value: &[u8]) -> Hop<'_> {
                     helo_ip = scan.helo_ip;
                 }
             }
+            Item::Comment(c) if clause == Clause::By => {
+                hop.by_powermta |= strip_prefix_ci(trim_ws(c), b"PowerMTA").is_some();
+            }
             Item::Comment(_) => {}
         }
     }
@@ -520,6 +526,22 @@ mod tests {
     }
 
     #[test]
+    fn powermta_names_itself_in_the_by_clause() {
+        // trec07p inmail.853, spamassassin spam_2/01396 and nazario phishing0, as written.
+        for f in [
+            &b"by xtinmta05-162.exacttarget.com (PowerMTA(TM) v3.2r10) id h39jg80bng8k for <ktwarwic@speedy.uwaterloo.ca>; Mon, 9 Apr 2007 11:17:04 -0500 (envelope-from <bounce-753884@bounce.exacttarget.com>)"[..],
+            b"by sandra.330w.com (PowerMTA(TM) v1.5); Tue, 3 Dec 2002 13:19:58\n    -0800 (envelope-from\n    <a@frugaljoe.330w.com>)",
+            b"from 192.168.0.8 (192.168.0.8) by smtp1.local (PowerMTA(TM) v2.0r1) id h2pr32041rgu; Fri, 18 Feb 2005 18:11:44 -0500 (envelope-from <error-2@r.specialgiftcards.com>)",
+        ] {
+            let h = parse_received(f);
+            assert!(h.by_powermta, "{}", String::from_utf8_lossy(f));
+        }
+        // Only the receiving side's own comment counts, not a client's name or a later comment.
+        let h = parse_received(b"from powermta.example (PowerMTA [192.0.2.1]) by mx.example (Postfix) with ESMTP id 1; Mon, 9 Apr 2007 11:17:04 -0500");
+        assert!(!h.by_powermta);
+    }
+
+    #[test]
     fn postfix_trap_hop() {
         let h = parse_received(
             b" from relay4.mailrelay.example (relay4.mailrelay.example [31.191.18.222])\n \
@@ -535,6 +557,7 @@ mod tests {
                 by_host: b("mx1.spamtrap.example"),
                 with: b("ESMTP"),
                 date: b("Mon, 06 May 2024 00:10:11 +0000 (UTC)"),
+                by_powermta: false,
             }
         );
     }

@@ -32,9 +32,12 @@ pub mod bits {
 
     /// The tenant's domain is the From domain's organization (not written; feeds the baseline).
     pub const OWN_TENANT: u16 = 1 << 8;
+    /// A hop was received by PowerMTA, the bulk mailer of EchoSpoofing's injectors: extra
+    /// evidence for a reader, not part of the verdict (legitimate bulk senders run it too).
+    pub const POWERMTA: u16 = 1 << 9;
 
     /// Names in `relay_abuse_reasons`, in the order written.
-    pub const NAMES: [(u16, &str); 8] = [
+    pub const NAMES: [(u16, &str); 9] = [
         (ALIGNED_PASS, "aligned-dkim-pass"),
         (RECORDED_PASS, "recorded-dkim-pass"),
         (M365, "m365-origin"),
@@ -43,6 +46,7 @@ pub mod bits {
         (TENANT_NOT_BASELINE, "tenant-not-brand-baseline"),
         (ONMICROSOFT_TENANT, "onmicrosoft-tenant"),
         (HRDP_IP, "hrdp-ip"),
+        (POWERMTA, "powermta"),
     ];
 }
 
@@ -149,6 +153,9 @@ pub fn evidence(
         if received_by.is_m365() {
             m365_seen = true;
         }
+        if hop.by_powermta {
+            b |= bits::POWERMTA;
+        }
     }
     if m365_seen {
         b |= bits::M365;
@@ -212,6 +219,37 @@ net m365-hrdp microsoft 40.95.0.0/16
             String::from_utf8(reasons).unwrap(),
             "aligned-dkim-pass;m365-origin;seg-after-m365;foreign-tenant;onmicrosoft-tenant"
         );
+    }
+
+    #[test]
+    fn a_powermta_injector_is_noted_but_decides_nothing() {
+        let rules = Rules::parse(RULES).unwrap();
+        let mut fields: Vec<&[u8]> = ECHO.to_vec();
+        // The VPS's own stamp under the M365 front end, as PowerMTA writes it.
+        fields.push(b"by vps-2291.example-hosting.net (PowerMTA(TM) v5.0r1) id hbc1k20e0a8i for <x@trap.example>; Tue, 4 Jun 2024 10:00:01 +0000 (envelope-from <bounce@freshdeals8812.onmicrosoft.com>)");
+        let hops: Vec<_> = fields.iter().map(|f| parse_received(f)).collect();
+        let with = evidence(
+            &rules,
+            &hops,
+            Some("freshdeals8812.onmicrosoft.com"),
+            "bestbuy.com",
+            true,
+            false,
+        );
+        let mut reasons = Vec::new();
+        with.write_reasons(&mut reasons);
+        assert!(String::from_utf8(reasons).unwrap().ends_with(";powermta"));
+        let hops: Vec<_> = ECHO.iter().map(|f| parse_received(f)).collect();
+        let without = evidence(
+            &rules,
+            &hops,
+            Some("freshdeals8812.onmicrosoft.com"),
+            "bestbuy.com",
+            true,
+            false,
+        );
+        assert_eq!(with.bits & !bits::POWERMTA, without.bits);
+        assert_eq!(with.is_abuse(), without.is_abuse());
     }
 
     #[test]
