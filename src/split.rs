@@ -1124,6 +1124,47 @@ mod tests {
             })
     }
 
+    /// The header walk as it was before the packed search: every line visited in turn. The
+    /// oracle for [`scan_entry_header`].
+    fn scan_entry_header_by_lines(data: &[u8], pos: usize, max_bytes: usize) -> HeaderScan {
+        let mut scan = HeaderScan::default();
+        let (_, mut at) = line_at(data, pos);
+        let stop = (pos + max_bytes).min(data.len());
+        let mut content_type: Option<usize> = None;
+        let mut seen_content_type = false;
+        while at < stop {
+            let (line, next) = line_at(data, at);
+            let folded = matches!(line.first(), Some(b' ' | b'\t'));
+            if !folded && let Some(ct) = content_type.take() {
+                scan.boundary = multipart_boundary(data, ct, at);
+            }
+            if line.is_empty() {
+                if next > at && data[next - 1] == b'\n' {
+                    scan.body_start = Some(next);
+                }
+                return scan;
+            }
+            if scan.content_length.is_none()
+                && line.len() > 15
+                && line[..15].eq_ignore_ascii_case(b"content-length:")
+            {
+                scan.content_length = parse_decimal(&line[15..]);
+            }
+            if !seen_content_type
+                && line.len() > 13
+                && line[..13].eq_ignore_ascii_case(b"content-type:")
+            {
+                content_type = Some(at + 13);
+                seen_content_type = true;
+            }
+            at = next;
+        }
+        if let Some(ct) = content_type {
+            scan.boundary = multipart_boundary(data, ct, at.min(data.len()));
+        }
+        scan
+    }
+
     /// Entries without the splitter's by-product counts, for comparing with the oracle.
     fn shape(entries: &[Entry]) -> Vec<(usize, usize, EntryKind)> {
         entries.iter().map(|e| (e.start, e.end, e.kind)).collect()
@@ -1162,6 +1203,22 @@ mod tests {
                     && data[hit + 2..cand].starts_with(b"--")
             });
             prop_assert_eq!(closed_before(&data, b"XX", body, lo, cand), whole);
+        }
+
+        #[test]
+        fn header_walk_by_marks_equals_the_walk_by_lines(
+            data in mbox(),
+            pos in 0usize..400,
+            max_bytes in prop_oneof![Just(1usize << 20), 0usize..300],
+        ) {
+            let pos = pos.min(data.len().saturating_sub(1));
+            if data.is_empty() {
+                return Ok(());
+            }
+            prop_assert_eq!(
+                scan_entry_header(&data, pos, max_bytes),
+                scan_entry_header_by_lines(&data, pos, max_bytes)
+            );
         }
 
         #[test]
