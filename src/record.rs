@@ -19,6 +19,7 @@ use crate::work::{Item, ItemKind};
 /// Indices into [`MESSAGE_COLUMNS`] of the cells the campaign stage reads back.
 mod col {
     pub const FROM_DOMAIN: usize = 6;
+    pub const SUBJECT: usize = 8;
     pub const TENANT_ID: usize = 19;
     pub const TENANT_DOMAIN: usize = 20;
     pub const DKIM: usize = 25;
@@ -26,6 +27,9 @@ mod col {
     pub const AR_DKIM: usize = 28;
     pub const AR_DMARC: usize = 30;
 }
+
+/// Bytes of a subject kept as a campaign's example (cut at a character boundary).
+const MAX_EXAMPLE_SUBJECT: usize = 2048;
 
 /// Columns of `messages.csv`, in order.
 pub const MESSAGE_COLUMNS: [&str; 34] = [
@@ -673,6 +677,18 @@ impl<'o> RowWriter<'o> {
         let text_start = self.out.fact_text.len();
         let from_bytes = &from_domain.as_bytes()[..from_domain.len().min(1024)];
         self.out.fact_text.extend_from_slice(from_bytes);
+        // The subject cell as written (a campaign's example subject is its first message's);
+        // cut at a character boundary.
+        let subject = &self.cells[col::SUBJECT];
+        let mut subject_len = subject.len().min(MAX_EXAMPLE_SUBJECT);
+        while subject_len < subject.len() && subject_len > 0 && subject[subject_len] & 0xC0 == 0x80
+        {
+            subject_len -= 1;
+        }
+        let subject_start = self.out.fact_text.len();
+        self.out
+            .fact_text
+            .extend_from_slice(&subject[..subject_len]);
         self.out.facts.push(MessageFacts {
             row_len,
             at: received_at.unwrap_or(i64::MIN),
@@ -696,6 +712,7 @@ impl<'o> RowWriter<'o> {
             recipient,
             keys: (keys_start as u32, keys_len as u8),
             from_text: (text_start as u32, from_bytes.len() as u16),
+            subject_text: (subject_start as u32, subject_len as u16),
         });
     }
 

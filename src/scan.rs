@@ -187,7 +187,12 @@ pub fn scan(
     let (messages, group_files, campaigns) = match grouping {
         Some(g) => {
             messages.flush()?;
-            let grouped = g.finish(messages.temp_path(), out_dir, opts.rows.raw_cells)?;
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("mailcensus-group-{i}"))
+                .build()
+                .map_err(|e| ScanError::Threads(e.to_string()))?;
+            let grouped = g.finish(messages.temp_path(), out_dir, opts.rows.raw_cells, &pool)?;
             // The stage-one rows are scratch; dropping the file removes it.
             drop(messages);
             let mut files = grouped.files.into_iter();

@@ -40,10 +40,18 @@ const M: usize = 1 << P;
 /// A distinct count of 64-bit hashed values.
 #[derive(Debug, Clone, Default)]
 pub struct Distinct {
+    /// The first [`INLINE`] values, kept in place: most campaigns are small, and a few compares
+    /// cost less than hashing into a table that must be allocated and grown.
+    inline: [u64; INLINE],
+    inline_len: u8,
+    /// All values once there are more than [`INLINE`] (the inline ones moved here).
     exact: ValueSet,
     /// Registers once the exact set outgrew its limit.
     sketch: Option<Box<[u8; M]>>,
 }
+
+/// Values kept inline before a hash set is made.
+const INLINE: usize = 8;
 
 impl Distinct {
     /// Count `value` (already a good 64-bit hash; 0 is ignored as "none").
@@ -51,30 +59,51 @@ impl Distinct {
         if value == 0 {
             return;
         }
-        match &mut self.sketch {
-            Some(regs) => add(regs, value),
-            None => {
-                self.exact.insert(value);
-                if self.exact.len() > EXACT_LIMIT {
-                    let mut regs = Box::new([0u8; M]);
-                    for &v in &self.exact {
-                        add(&mut regs, v);
-                    }
-                    self.exact = ValueSet::default();
-                    self.sketch = Some(regs);
-                }
-            }
+        if let Some(regs) = &mut self.sketch {
+            add(regs, value);
+            return;
         }
+        if self.exact.is_empty() {
+            let len = usize::from(self.inline_len);
+            if self.inline[..len].contains(&value) {
+                return;
+            }
+            if len < INLINE {
+                self.inline[len] = value;
+                self.inline_len += 1;
+                return;
+            }
+            self.exact.extend(self.inline);
+        }
+        self.exact.insert(value);
+        if self.exact.len() > EXACT_LIMIT {
+            let mut regs = Box::new([0u8; M]);
+            for &v in &self.exact {
+                add(&mut regs, v);
+            }
+            self.exact = ValueSet::default();
+            self.sketch = Some(regs);
+        }
+    }
+
+    /// The values held exactly (none once the sketch took over).
+    fn values(&self) -> impl Iterator<Item = u64> + '_ {
+        let inline = if self.exact.is_empty() && self.sketch.is_none() {
+            &self.inline[..usize::from(self.inline_len)]
+        } else {
+            &[]
+        };
+        inline.iter().chain(self.exact.iter()).copied()
     }
 
     /// Fold another count into this one.
     pub fn merge(&mut self, other: &Distinct) {
         match &other.sketch {
-            None => other.exact.iter().for_each(|&v| self.insert(v)),
+            None => other.values().for_each(|v| self.insert(v)),
             Some(theirs) => {
                 let mut regs = self.sketch.take().unwrap_or_else(|| {
                     let mut r = Box::new([0u8; M]);
-                    for &v in &self.exact {
+                    for v in self.values() {
                         add(&mut r, v);
                     }
                     r
@@ -83,6 +112,7 @@ impl Distinct {
                     *a = (*a).max(*b);
                 }
                 self.exact = ValueSet::default();
+                self.inline_len = 0;
                 self.sketch = Some(regs);
             }
         }
@@ -96,7 +126,7 @@ impl Distinct {
     /// The count: exact, or the HyperLogLog estimate (with the small-range correction).
     pub fn count(&self) -> u64 {
         let Some(regs) = &self.sketch else {
-            return self.exact.len() as u64;
+            return self.values().count() as u64;
         };
         let m = M as f64;
         let sum: f64 = regs.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
@@ -150,6 +180,42 @@ mod tests {
         assert!(!d.is_exact());
         let c = d.count() as f64;
         assert!((c - 200_000.0).abs() / 200_000.0 < 0.05, "estimate {c}");
+    }
+
+    #[test]
+    fn inline_hash_set_and_sketch_count_alike_through_merges() {
+        // Every size around the inline limit, merged in two orders, against a plain set.
+        for n in 0..40u64 {
+            for split in [0, n / 2, n] {
+                let (mut a, mut b, mut whole) = (
+                    Distinct::default(),
+                    Distinct::default(),
+                    Distinct::default(),
+                );
+                let value = |i: u64| (i % (n / 2 + 1)).wrapping_mul(0x9e37_79b9) + 1;
+                for i in 0..n {
+                    whole.insert(value(i));
+                    if i < split {
+                        a.insert(value(i));
+                    } else {
+                        b.insert(value(i));
+                    }
+                }
+                let truth = (0..n)
+                    .map(value)
+                    .collect::<std::collections::HashSet<_>>()
+                    .len();
+                assert_eq!(whole.count(), truth as u64, "n {n}");
+                let mut ab = a.clone();
+                ab.merge(&b);
+                b.merge(&a);
+                assert_eq!(
+                    (ab.count(), b.count()),
+                    (truth as u64, truth as u64),
+                    "n {n}"
+                );
+            }
+        }
     }
 
     #[test]

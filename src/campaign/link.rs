@@ -60,17 +60,35 @@ impl Linker {
         self.scoped = scoped;
     }
 
-    /// The group (root node) of a message, None when none of its keys links.
-    pub(super) fn group_of(&mut self, family: u64, keys: &[u64]) -> Option<u32> {
+    /// Point every node straight at its root, so [`Linker::group_of`] and [`Linker::root`]
+    /// answer without changing anything (and from several threads at once). Call after the last
+    /// link or join.
+    pub(super) fn flatten(&mut self) {
+        for i in 0..self.parent.len() as u32 {
+            let root = find(&mut self.parent, i);
+            self.parent[i as usize] = root;
+        }
+    }
+
+    /// The group (root node) of a message, None when none of its keys links. Only after
+    /// [`Linker::flatten`].
+    pub(super) fn group_of(&self, family: u64, keys: &[u64]) -> Option<u32> {
         let node = keys
             .iter()
             .find(|k| self.links(k))
             .and_then(|&k| self.index.get(&scoped_key(k, family)))
             .copied()?;
-        Some(find(&mut self.parent, node))
+        Some(self.root(node))
     }
 
-    /// Merge two groups.
+    /// The root of a node. Only after [`Linker::flatten`].
+    pub(super) fn root(&self, node: u32) -> u32 {
+        let parent = self.parent[node as usize];
+        debug_assert_eq!(self.parent[parent as usize], parent, "flatten first");
+        parent
+    }
+
+    /// Merge two groups ([`Linker::flatten`] again before asking for groups).
     pub(super) fn join(&mut self, a: u32, b: u32) {
         union(&mut self.parent, &mut self.min_key, a, b);
     }
@@ -94,6 +112,20 @@ impl FamilyMerger {
             let groups = self.key_groups.entry(*k).or_default();
             if groups.len() <= MAX_GROUPS_PER_KEY && !groups.contains(&group) {
                 groups.push(group);
+            }
+        }
+    }
+
+    /// Fold in the tally of a later stretch of the corpus. Keeps what adding those messages
+    /// here would have kept: every group of a key while it has at most [`MAX_GROUPS_PER_KEY`],
+    /// and past that a key counts for none either way.
+    pub(super) fn merge(&mut self, other: FamilyMerger) {
+        for (key, theirs) in other.key_groups {
+            let groups = self.key_groups.entry(key).or_default();
+            for g in theirs {
+                if groups.len() <= MAX_GROUPS_PER_KEY && !groups.contains(&g) {
+                    groups.push(g);
+                }
             }
         }
     }
@@ -160,6 +192,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn merged_tallies_join_what_one_tally_joins() {
+        // Groups 0..12; key k joins groups k..k+3 in stretch A and k+1..k+4 in stretch B, key 50
+        // joins every group (too many: counts for none).
+        let mut l = Linker::new(KeySet::default());
+        for g in 0..12u64 {
+            l.link_within_family(g + 1, &[1000 + g]);
+        }
+        l.flatten();
+        let group = |l: &Linker, g: u64| l.group_of(g + 1, &[1000 + g]).unwrap();
+        let mut whole = FamilyMerger::default();
+        let (mut a, mut b) = (FamilyMerger::default(), FamilyMerger::default());
+        for k in 0..8u64 {
+            for g in k..k + 3 {
+                whole.add(&l, group(&l, g), &[k, k + 1, 50]);
+                a.add(&l, group(&l, g), &[k, k + 1, 50]);
+            }
+            for g in k + 1..k + 4 {
+                whole.add(&l, group(&l, g), &[k, k + 1, 50]);
+                b.add(&l, group(&l, g), &[k, k + 1, 50]);
+            }
+        }
+        a.merge(b);
+        let joins = whole.joins();
+        assert!(!joins.is_empty());
+        assert_eq!(a.joins(), joins);
+    }
+
+    #[test]
     fn union_find_keeps_the_smallest_key_as_root() {
         let mut parent = vec![0, 1, 2, 3];
         let mut min_key = vec![40, 10, 30, 20];
@@ -183,6 +243,7 @@ mod tests {
         l.link_within_family(1, &[5, 7]);
         l.link_within_family(2, &[5, 6]);
         l.link_within_family(2, &[6, 99]);
+        l.flatten();
         let g1 = l.group_of(1, &[5, 99]).unwrap();
         assert_eq!(l.group_of(1, &[5, 7]), Some(g1));
         let g2 = l.group_of(2, &[6]).unwrap();
@@ -201,6 +262,7 @@ mod tests {
         for (a, b) in joins {
             l.join(a, b);
         }
+        l.flatten();
         assert_eq!(l.group_of(1, &[5]), l.group_of(2, &[6]));
     }
 }

@@ -27,9 +27,15 @@
 //! brand's mail through Microsoft 365 (`tenant-not-brand-baseline`).
 //!
 //! **Memory** grows with the number of distinct evidence keys and campaigns, not with messages:
-//! per-message facts go to a temporary file beside the output (about 100 bytes a message) and are
-//! read back in order; distinct counts per campaign are exact up to 4,096 values and a
-//! HyperLogLog sketch beyond ([`distinct`]).
+//! per-message facts go to a temporary file beside the output (about 150 bytes a message: hashes,
+//! keys, the From domain and the subject) and are read back in order; distinct counts per campaign
+//! are exact up to 4,096 values and a HyperLogLog sketch beyond ([`distinct`]).
+//!
+//! **Passes** once the corpus is read: linking within families (in input order), the tally of
+//! keys joining groups (chunks of [`CHUNK_MESSAGES`] in parallel, merged), then the final rows
+//! (chunks in parallel, written in order) while the campaign counters run as one task per share
+//! of the campaigns, each seeing its campaigns' messages in input order: the result is the same
+//! for any number of threads.
 //!
 //! **Merging.** Everything kept per key and per brand is a count or a set union, so the state of
 //! two workers or two machines folds into the same answer in any order.
@@ -37,10 +43,11 @@
 pub mod chart;
 pub mod distinct;
 mod link;
+mod parallel;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::path::Path;
 
 use crate::classify::relay::{RelayEvidence, bits};
@@ -124,6 +131,8 @@ pub struct MessageFacts {
     pub keys: (u32, u8),
     /// The From domain text: `fact_text[from_text.0 .. from_text.0 + from_text.1]`.
     pub from_text: (u32, u16),
+    /// The subject cell (up to 2,048 bytes), likewise in `fact_text`.
+    pub subject_text: (u32, u16),
 }
 
 use distinct::KeyHasher;
@@ -145,12 +154,73 @@ pub struct Grouping {
     /// Per-message facts, read back by [`Grouping::finish`]; never committed.
     side_file: PendingFile,
     messages: u64,
+    /// Bytes written to the facts file, and of stage-one rows, so far.
+    facts_bytes: u64,
+    rows_bytes: u64,
+    /// Where every [`CHUNK_MESSAGES`] messages begin, for the parallel passes of `finish`.
+    chunks: Vec<ChunkStart>,
     keys: KeyMap<u64, KeyInfo>,
+    baseline: Baseline,
+}
+
+/// Messages per chunk of the group stage's parallel passes. Fixed rather than taken from the
+/// thread count: merged sketches depend on where the corpus was cut, and the output must not
+/// depend on the threads. One entry per chunk is the only state kept per message count
+/// (16 bytes per 2,048 messages).
+const CHUNK_MESSAGES: u64 = 2048;
+
+/// Where a chunk of messages starts in the facts file and among the stage-one rows (after the
+/// header line).
+#[derive(Debug, Clone, Copy)]
+struct ChunkStart {
+    facts_at: u64,
+    rows_at: u64,
+}
+
+/// A chunk's byte ranges in both scratch files.
+#[derive(Debug, Clone)]
+struct Chunk {
+    facts: std::ops::Range<u64>,
+    rows: std::ops::Range<u64>,
+}
+
+/// Which Microsoft 365 tenants each brand's aligned mail usually comes from.
+#[derive(Debug, Default)]
+struct Baseline {
     /// (brand, tenant) → Microsoft 365 messages with an aligned pass.
     brand_tenant: HashMap<(u64, u64), u32>,
     brand_total: HashMap<u64, u32>,
     /// (brand, tenant) pairs where the tenant's own domain is the brand's.
     own_tenant: HashSet<(u64, u64)>,
+}
+
+impl Baseline {
+    fn add(&mut self, f: &MessageFacts) {
+        if f.relay.bits & bits::M365 != 0 && f.brand != 0 && f.tenant != 0 && f.aligned_pass {
+            *self.brand_tenant.entry((f.brand, f.tenant)).or_default() += 1;
+            *self.brand_total.entry(f.brand).or_default() += 1;
+            if f.relay.bits & bits::OWN_TENANT != 0 {
+                self.own_tenant.insert((f.brand, f.tenant));
+            }
+        }
+    }
+
+    /// Whether the tenant carries a rare share of the brand's aligned Microsoft 365 mail.
+    fn rare_tenant(&self, brand: u64, tenant: u64) -> bool {
+        if brand == 0 || tenant == 0 || self.own_tenant.contains(&(brand, tenant)) {
+            return false;
+        }
+        let total = self.brand_total.get(&brand).copied().unwrap_or(0);
+        if total < BASELINE_MIN_MESSAGES {
+            return false;
+        }
+        let seen = self
+            .brand_tenant
+            .get(&(brand, tenant))
+            .copied()
+            .unwrap_or(0);
+        f64::from(seen) < BASELINE_SHARE * f64::from(total)
+    }
 }
 
 /// One campaign's counters.
@@ -280,44 +350,36 @@ impl Grouping {
         Ok(Grouping {
             side_file,
             messages: 0,
+            facts_bytes: 0,
+            rows_bytes: 0,
+            chunks: Vec::new(),
             keys: KeyMap::default(),
-            brand_tenant: HashMap::new(),
-            brand_total: HashMap::new(),
-            own_tenant: HashSet::new(),
+            baseline: Baseline::default(),
         })
     }
 
     /// Take one unit's facts (units must come in input order).
     pub fn add_unit(&mut self, out: &UnitOutput) -> Result<(), OutputError> {
         for f in &out.facts {
+            if self.messages.is_multiple_of(CHUNK_MESSAGES) {
+                self.chunks.push(ChunkStart {
+                    facts_at: self.facts_bytes,
+                    rows_at: self.rows_bytes,
+                });
+            }
             self.messages += 1;
             let keys = &out.fact_keys[f.keys.0 as usize..f.keys.0 as usize + f.keys.1 as usize];
-            let mut rec = [0u8; RECORD_FIXED];
-            rec[0..4].copy_from_slice(&f.row_len.to_le_bytes());
-            rec[4..12].copy_from_slice(&f.at.to_le_bytes());
-            rec[12] = f.dkim as u8;
-            rec[13] = u8::from(f.aligned_pass);
-            rec[14..16].copy_from_slice(&f.relay.bits.to_le_bytes());
-            rec[16] = keys.len() as u8;
-            let (text_at, text_len) = (f.from_text.0 as usize, f.from_text.1 as usize);
-            let from_text = &out.fact_text[text_at..text_at + text_len];
-            rec[18..20].copy_from_slice(&(from_text.len() as u16).to_le_bytes());
-            for (i, v) in [
-                f.family,
-                f.brand,
-                f.tenant,
-                f.from_domain,
-                f.origin_ip,
-                f.origin_net,
-                f.recipient,
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                rec[24 + 8 * i..32 + 8 * i].copy_from_slice(&v.to_le_bytes());
-            }
-            self.side_file.write_all(&rec)?;
+            let text =
+                |(at, len): (u32, u16)| &out.fact_text[at as usize..at as usize + len as usize];
+            let (from_text, subject) = (text(f.from_text), text(f.subject_text));
+            self.side_file.write_all(&Record::encode(
+                f,
+                keys.len(),
+                from_text.len(),
+                subject.len(),
+            ))?;
             self.side_file.write_all(from_text)?;
+            self.side_file.write_all(subject)?;
             for k in keys {
                 self.side_file.write_all(&k.to_le_bytes())?;
                 let info = self.keys.entry(*k).or_default();
@@ -330,161 +392,198 @@ impl Grouping {
                     info.seen += 1;
                 }
             }
-            if f.relay.bits & bits::M365 != 0 && f.brand != 0 && f.tenant != 0 && f.aligned_pass {
-                *self.brand_tenant.entry((f.brand, f.tenant)).or_default() += 1;
-                *self.brand_total.entry(f.brand).or_default() += 1;
-                if f.relay.bits & bits::OWN_TENANT != 0 {
-                    self.own_tenant.insert((f.brand, f.tenant));
-                }
-            }
+            self.facts_bytes +=
+                (RECORD_FIXED + from_text.len() + subject.len() + 8 * keys.len()) as u64;
+            self.rows_bytes += u64::from(f.row_len);
+            self.baseline.add(f);
         }
         Ok(())
     }
 
-    fn rare_tenant(&self, brand: u64, tenant: u64) -> bool {
-        if brand == 0 || tenant == 0 || self.own_tenant.contains(&(brand, tenant)) {
-            return false;
-        }
-        let total = self.brand_total.get(&brand).copied().unwrap_or(0);
-        if total < BASELINE_MIN_MESSAGES {
-            return false;
-        }
-        let seen = self
-            .brand_tenant
-            .get(&(brand, tenant))
-            .copied()
-            .unwrap_or(0);
-        f64::from(seen) < BASELINE_SHARE * f64::from(total)
-    }
-
     /// Decide campaigns and relay abuse, and write the final `messages.csv` (from the stage-one
     /// rows in `stage_one`, whose first line is the header), `campaigns.csv`, `timeline.csv` and
-    /// `timeline.svg` into `dir`, all pending.
+    /// `timeline.svg` into `dir`, all pending. The passes over the messages run in chunks on
+    /// `pool`; the answer does not depend on its size.
     pub fn finish(
         mut self,
         stage_one: &Path,
         dir: &Path,
         raw_cells: bool,
+        pool: &rayon::ThreadPool,
     ) -> Result<GroupOutput, OutputError> {
-        let side_path = self.side_file.temp_path().to_path_buf();
+        let facts_path = self.side_file.temp_path().to_path_buf();
         self.side_file.flush()?;
+        let facts = map_scratch(&facts_path)?;
+        let rows = map_scratch(stage_one)?;
+        let mut header = Vec::new();
+        read_line(
+            &mut BufReader::new(File::open(stage_one).map_err(io_err(stage_one))?),
+            &mut header,
+        )
+        .map_err(io_err(stage_one))?;
+        let rows_start = header.len() as u64;
+        let chunks: Vec<Chunk> = self
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let next = self.chunks.get(i + 1);
+                Chunk {
+                    facts: c.facts_at..next.map_or(self.facts_bytes, |n| n.facts_at),
+                    rows: rows_start + c.rows_at
+                        ..rows_start + next.map_or(self.rows_bytes, |n| n.rows_at),
+                }
+            })
+            .collect();
+        let read_facts = |c: &Chunk| scratch_range(&facts, &facts_path, &c.facts);
+        let ahead = 2 * pool.current_num_threads() + 1;
+
         let ubiquitous: KeySet<u64> = self
             .keys
             .iter()
             .filter(|(_, i)| usize::from(i.seen) >= UBIQUITOUS_FAMILIES)
             .map(|(k, _)| *k)
             .collect();
-        let family = |rec: &[u8; RECORD_FIXED]| Record::decode(rec).family;
-        // Stage one: link messages of the same sender family through their shared keys.
+        self.keys = KeyMap::default();
+        // Stage one, in input order: link messages of the same sender family through their
+        // shared keys.
         let mut linker = Linker::new(ubiquitous);
-        read_records(&side_path, |rec, keys, _| {
-            linker.link_within_family(family(rec), keys);
-        })?;
+        for c in &chunks {
+            let buf = read_facts(c)?;
+            for_each_record(buf, &facts_path, |r, keys, _, _| {
+                linker.link_within_family(r.family, keys);
+            })?;
+        }
+        linker.flatten();
         // Stage two: groups of different families merge when at least [`MIN_SHARED_KEYS`] keys
         // join them (one shared news site or URL shortener is chance; several landing hosts,
-        // networks and tenants are one operation).
+        // networks and tenants are one operation). Tallied per chunk in parallel.
         let mut merger = FamilyMerger::default();
-        read_records(&side_path, |rec, keys, _| {
-            if let Some(g) = linker.group_of(family(rec), keys) {
-                merger.add(&linker, g, keys);
-            }
-        })?;
-        for (a, b) in merger.joins() {
-            linker.join(a, b);
-        }
-        // Messages per group.
-        let mut group_size: KeyMap<u32, u64> = KeyMap::default();
-        read_records(&side_path, |rec, keys, _| {
-            if let Some(g) = linker.group_of(family(rec), keys) {
-                *group_size.entry(g).or_default() += 1;
-            }
-        })?;
-
-        // Final pass: rows, campaign counters, timeline.
-        let mut messages_file = PendingFile::create(dir, "messages.csv")?;
-        let mut rows =
-            BufReader::with_capacity(1 << 20, File::open(stage_one).map_err(io_err(stage_one))?);
-        let mut header = Vec::new();
-        read_line(&mut rows, &mut header).map_err(io_err(stage_one))?;
-        messages_file.write_all(&header)?;
-        let mut campaigns: Vec<CampaignStats> = Vec::new();
-        let mut campaign_of_group: KeyMap<u32, usize> = KeyMap::default();
-        let mut outside: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
-        let mut report = CampaignReport::default();
-        let mut row = Vec::new();
-        let mut out_buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut stage_one_size: KeyMap<u32, u64> = KeyMap::default();
         let mut failure: Option<OutputError> = None;
-        let mut cells = csv_core::Reader::new();
-        read_records(&side_path, |rec, keys, from_text| {
-            if failure.is_some() {
-                return;
-            }
-            let r = Record::decode(rec);
-            row.resize(r.row_len as usize, 0);
-            if let Err(e) = rows.read_exact(&mut row) {
-                failure = Some(io_err(stage_one)(e));
-                return;
-            }
-            let mut relay = RelayEvidence { bits: r.bits };
-            if relay.is_candidate() {
-                report.relay_abuse_candidates += 1;
-                if relay.bits & bits::FOREIGN_TENANT == 0
-                    && relay.bits & bits::OWN_TENANT == 0
-                    && self.rare_tenant(r.brand, r.tenant)
-                {
-                    relay.bits |= bits::TENANT_NOT_BASELINE;
-                }
-            }
-            let abuse = relay.is_abuse();
-            if abuse {
-                report.relay_abuse += 1;
-            }
-            let group = linker
-                .group_of(r.family, keys)
-                .filter(|g| group_size.get(g).copied().unwrap_or(0) >= MIN_CAMPAIGN_MESSAGES);
-            let campaign = group.map(|g| {
-                *campaign_of_group.entry(g).or_insert_with(|| {
-                    campaigns.push(CampaignStats {
-                        id: format!("{:016x}", linker.id_key(g)),
-                        example_subject: row_cell(&mut cells, &row, 8),
-                        ..CampaignStats::default()
-                    });
-                    campaigns.len() - 1
-                })
-            });
-            let day = (r.at != i64::MIN).then(|| r.at.div_euclid(86_400));
-            match campaign {
-                Some(c) => campaigns[c].add(&r, day, abuse, from_text),
-                None => {
-                    if let Some(d) = day {
-                        let e = outside.entry(d).or_default();
-                        e.0 += 1;
-                        e.1 += u64::from(abuse);
+        parallel::in_order(
+            pool,
+            chunks.len(),
+            ahead,
+            |i| -> Result<(FamilyMerger, KeyMap<u32, u64>), OutputError> {
+                let buf = read_facts(&chunks[i])?;
+                let mut tally = FamilyMerger::default();
+                let mut sizes: KeyMap<u32, u64> = KeyMap::default();
+                for_each_record(buf, &facts_path, |r, keys, _, _| {
+                    if let Some(g) = linker.group_of(r.family, keys) {
+                        tally.add(&linker, g, keys);
+                        *sizes.entry(g).or_default() += 1;
                     }
+                })?;
+                Ok((tally, sizes))
+            },
+            |tallied| match tallied {
+                Ok((tally, sizes)) => {
+                    merger.merge(tally);
+                    for (g, n) in sizes {
+                        *stage_one_size.entry(g).or_default() += n;
+                    }
+                    true
                 }
-            }
-            // The stage-one row without its newline, then the three decided cells.
-            let body = row.strip_suffix(b"\n").unwrap_or(&row);
-            out_buf.extend_from_slice(body);
-            out_buf.extend_from_slice(if abuse { b",true," } else { b",false," });
-            relay.write_reasons(&mut out_buf);
-            out_buf.push(b',');
-            match campaign {
-                Some(c) => out_buf.extend_from_slice(campaigns[c].id.as_bytes()),
-                None => out_buf.push(b'-'),
-            }
-            out_buf.push(b'\n');
-            if out_buf.len() >= 1 << 20 {
-                if let Err(e) = messages_file.write_all(&out_buf) {
+                Err(e) => {
                     failure = Some(e);
+                    false
                 }
-                out_buf.clear();
-            }
-        })?;
+            },
+        );
         if let Some(e) = failure {
             return Err(e);
         }
-        messages_file.write_all(&out_buf)?;
+        for (a, b) in merger.joins() {
+            linker.join(a, b);
+        }
+        linker.flatten();
+        let mut group_size: KeyMap<u32, u64> = KeyMap::default();
+        for (g, n) in stage_one_size {
+            *group_size.entry(linker.root(g)).or_default() += n;
+        }
+
+        // Final pass. Rows: chunks in parallel, written in order. Campaign counters: one task
+        // per share of the campaigns (by group), each reading the whole corpus in input order
+        // and counting only its own campaigns, so every campaign is counted exactly as one
+        // sequential pass would (its example subject is its first message's, its From domain
+        // summary sees the messages in order) whatever the number of threads.
+        let mut messages_file = PendingFile::create(dir, "messages.csv")?;
+        messages_file.write_all(&header)?;
+        let mut outside: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+        let mut report = CampaignReport::default();
+        let decide = Decide {
+            linker: &linker,
+            group_size: &group_size,
+            baseline: &self.baseline,
+        };
+        let shares = pool.current_num_threads().max(1);
+        // Row buffers go round: a fresh megabyte costs a page fault per page.
+        let spare_buffers: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::default();
+        let counted = std::thread::scope(|scope| {
+            let counting = scope.spawn(|| {
+                use rayon::prelude::*;
+                pool.install(|| {
+                    (0..shares)
+                        .into_par_iter()
+                        .map(|share| -> Result<Vec<CampaignStats>, OutputError> {
+                            let mut counter = CampaignCounter::new(&decide, share, shares);
+                            for c in &chunks {
+                                counter.chunk(read_facts(c)?, &facts_path)?;
+                            }
+                            Ok(counter.campaigns)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            });
+            parallel::in_order(
+                pool,
+                chunks.len(),
+                ahead,
+                |i| -> Result<DecidedRows, OutputError> {
+                    let c = &chunks[i];
+                    let facts_buf = read_facts(c)?;
+                    let rows_buf = scratch_range(&rows, stage_one, &c.rows)?;
+                    let buffer = spare_buffers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pop()
+                        .unwrap_or_default();
+                    decide.rows(facts_buf, &facts_path, rows_buf, stage_one, buffer)
+                },
+                |decided| {
+                    let d = match decided.and_then(|d| messages_file.write_all(&d.rows).map(|()| d))
+                    {
+                        Ok(d) => d,
+                        Err(e) => {
+                            failure = Some(e);
+                            return false;
+                        }
+                    };
+                    report.relay_abuse += d.relay_abuse;
+                    report.relay_abuse_candidates += d.candidates;
+                    for (day, (n, a)) in d.outside {
+                        let e = outside.entry(day).or_default();
+                        e.0 += n;
+                        e.1 += a;
+                    }
+                    spare_buffers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(d.rows);
+                    true
+                },
+            );
+            counting.join()
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let counted = counted.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let mut campaigns: Vec<CampaignStats> = Vec::new();
+        for share in counted {
+            campaigns.extend(share?);
+        }
 
         // campaigns.csv, largest first (ties: id).
         campaigns.sort_by(|a, b| b.messages.cmp(&a.messages).then_with(|| a.id.cmp(&b.id)));
@@ -530,6 +629,182 @@ impl Grouping {
             report,
         })
     }
+}
+
+/// What the final pass needs, shared read-only by the chunks.
+struct Decide<'a> {
+    linker: &'a Linker,
+    group_size: &'a KeyMap<u32, u64>,
+    baseline: &'a Baseline,
+}
+
+/// One chunk's share of the final `messages.csv`.
+#[derive(Default)]
+struct DecidedRows {
+    /// Its final rows.
+    rows: Vec<u8>,
+    /// Messages in no campaign, by day.
+    outside: BTreeMap<i64, (u64, u64)>,
+    relay_abuse: u64,
+    candidates: u64,
+}
+
+impl Decide<'_> {
+    /// The message's relay evidence with the corpus baseline applied, and whether it is abuse.
+    fn relay(&self, r: &Record) -> (RelayEvidence, bool) {
+        let mut relay = RelayEvidence { bits: r.bits };
+        if relay.is_candidate()
+            && relay.bits & bits::FOREIGN_TENANT == 0
+            && relay.bits & bits::OWN_TENANT == 0
+            && self.baseline.rare_tenant(r.brand, r.tenant)
+        {
+            relay.bits |= bits::TENANT_NOT_BASELINE;
+        }
+        let abuse = relay.is_abuse();
+        (relay, abuse)
+    }
+
+    /// The message's campaign (its group, when the group is large enough).
+    fn campaign(&self, r: &Record, keys: &[u64]) -> Option<u32> {
+        self.linker
+            .group_of(r.family, keys)
+            .filter(|g| self.group_size.get(g).copied().unwrap_or(0) >= MIN_CAMPAIGN_MESSAGES)
+    }
+
+    /// The final rows of one chunk: its facts records and its stage-one rows, in the same order;
+    /// written into `buffer` (a spare one, emptied first).
+    fn rows(
+        &self,
+        facts: &[u8],
+        facts_path: &Path,
+        rows: &[u8],
+        rows_path: &Path,
+        mut buffer: Vec<u8>,
+    ) -> Result<DecidedRows, OutputError> {
+        buffer.clear();
+        buffer.reserve(rows.len() + rows.len() / 8);
+        let mut d = DecidedRows {
+            rows: buffer,
+            ..DecidedRows::default()
+        };
+        let mut at = 0usize;
+        let mut short = false;
+        for_each_record(facts, facts_path, |r, keys, _, _| {
+            let Some(row) = rows.get(at..at + r.row_len as usize) else {
+                short = true;
+                return;
+            };
+            at += r.row_len as usize;
+            let (relay, abuse) = self.relay(r);
+            d.candidates += u64::from(relay.is_candidate());
+            d.relay_abuse += u64::from(abuse);
+            let campaign = self.campaign(r, keys);
+            if campaign.is_none() && r.at != i64::MIN {
+                let e = d.outside.entry(r.at.div_euclid(86_400)).or_default();
+                e.0 += 1;
+                e.1 += u64::from(abuse);
+            }
+            // The stage-one row without its newline, then the three decided cells.
+            let out = &mut d.rows;
+            out.extend_from_slice(row.strip_suffix(b"\n").unwrap_or(row));
+            out.extend_from_slice(if abuse { b",true," } else { b",false," });
+            relay.write_reasons(out);
+            out.push(b',');
+            match campaign {
+                Some(g) => push_id(out, self.linker.id_key(g)),
+                None => out.push(b'-'),
+            }
+            out.push(b'\n');
+        })?;
+        if short || at != rows.len() {
+            return Err(io_err(rows_path)(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stage-one rows and campaign facts disagree",
+            )));
+        }
+        Ok(d)
+    }
+}
+
+/// Counts the campaigns of one share (groups `g` with `g % shares == share`), message by
+/// message in input order.
+struct CampaignCounter<'a> {
+    decide: &'a Decide<'a>,
+    share: u32,
+    shares: u32,
+    campaigns: Vec<CampaignStats>,
+    index: KeyMap<u32, usize>,
+}
+
+impl<'a> CampaignCounter<'a> {
+    fn new(decide: &'a Decide<'a>, share: usize, shares: usize) -> Self {
+        CampaignCounter {
+            decide,
+            share: share as u32,
+            shares: shares as u32,
+            campaigns: Vec::new(),
+            index: KeyMap::default(),
+        }
+    }
+
+    /// Count the messages of one chunk of facts.
+    fn chunk(&mut self, facts: &[u8], facts_path: &Path) -> Result<(), OutputError> {
+        for_each_record(facts, facts_path, |r, keys, from_text, subject| {
+            let Some(g) = self.decide.campaign(r, keys) else {
+                return;
+            };
+            if g % self.shares != self.share {
+                return;
+            }
+            let (_, abuse) = self.decide.relay(r);
+            let campaigns = &mut self.campaigns;
+            let c = *self.index.entry(g).or_insert_with(|| {
+                let mut id = Vec::with_capacity(16);
+                push_id(&mut id, self.decide.linker.id_key(g));
+                campaigns.push(CampaignStats {
+                    id: String::from_utf8(id).unwrap_or_default(),
+                    example_subject: String::from_utf8_lossy(subject).into_owned(),
+                    ..CampaignStats::default()
+                });
+                campaigns.len() - 1
+            });
+            let day = (r.at != i64::MIN).then(|| r.at.div_euclid(86_400));
+            campaigns[c].add(r, day, abuse, from_text);
+        })
+    }
+}
+
+/// A campaign id: its key in 16 lowercase hex digits.
+fn push_id(out: &mut Vec<u8>, key: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(HEX[((key >> (4 * shift)) & 0xf) as usize]);
+    }
+}
+
+/// Map a scratch file of this run for reading.
+fn map_scratch(path: &Path) -> Result<memmap2::Mmap, OutputError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    // SAFETY: the file is this run's own scratch file under a hidden temporary name, written
+    // and flushed before this and neither written nor truncated while the map lives.
+    // Populated at once: one call fills the page tables instead of a fault per page.
+    unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io_err(path))
+}
+
+/// `range` of a mapped scratch file; an error (not a panic) if the file is shorter than what
+/// was written to it.
+fn scratch_range<'m>(
+    map: &'m [u8],
+    path: &Path,
+    range: &std::ops::Range<u64>,
+) -> Result<&'m [u8], OutputError> {
+    map.get(range.start as usize..range.end as usize)
+        .ok_or_else(|| {
+            io_err(path)(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "scratch file shorter than what was written to it",
+            ))
+        })
 }
 
 /// The commonest From domains of a campaign in bounded memory: exact counts while the campaign
@@ -589,7 +864,7 @@ fn timeline_csv(campaigns: &[CampaignStats], outside: &BTreeMap<i64, (u64, u64)>
     timeline
 }
 
-/// One decoded fixed record.
+/// One decoded fixed record of the facts file.
 struct Record {
     family: u64,
     row_len: u32,
@@ -606,6 +881,40 @@ struct Record {
 }
 
 impl Record {
+    /// The fixed part of a message's record; the From domain text (`text_len` bytes) and the
+    /// keys (`keys` little-endian u64s) follow it in the file.
+    fn encode(
+        f: &MessageFacts,
+        keys: usize,
+        text_len: usize,
+        subject_len: usize,
+    ) -> [u8; RECORD_FIXED] {
+        let mut rec = [0u8; RECORD_FIXED];
+        rec[0..4].copy_from_slice(&f.row_len.to_le_bytes());
+        rec[4..12].copy_from_slice(&f.at.to_le_bytes());
+        rec[12] = f.dkim as u8;
+        rec[13] = u8::from(f.aligned_pass);
+        rec[14..16].copy_from_slice(&f.relay.bits.to_le_bytes());
+        rec[16] = keys as u8;
+        rec[18..20].copy_from_slice(&(text_len as u16).to_le_bytes());
+        rec[20..22].copy_from_slice(&(subject_len as u16).to_le_bytes());
+        for (i, v) in [
+            f.family,
+            f.brand,
+            f.tenant,
+            f.from_domain,
+            f.origin_ip,
+            f.origin_net,
+            f.recipient,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            rec[24 + 8 * i..32 + 8 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        rec
+    }
+
     fn decode(rec: &[u8; RECORD_FIXED]) -> Record {
         let u64_at = |i: usize| u64::from_le_bytes(rec[24 + 8 * i..32 + 8 * i].try_into().unwrap());
         Record {
@@ -625,71 +934,54 @@ impl Record {
     }
 }
 
-/// Read the facts file record by record: the fixed part, the From domain text and the keys.
-fn read_records(
+/// Go through the facts records in `buf` (a whole number of them, as a chunk holds): the fixed
+/// part, the keys, the From domain text and the subject of each.
+fn for_each_record(
+    buf: &[u8],
     path: &Path,
-    mut each: impl FnMut(&[u8; RECORD_FIXED], &[u64], &[u8]),
+    mut each: impl FnMut(&Record, &[u64], &[u8], &[u8]),
 ) -> Result<(), OutputError> {
-    let err = io_err(path);
-    let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(&err)?);
-    let mut rec = [0u8; RECORD_FIXED];
     let mut keys: Vec<u64> = Vec::with_capacity(16);
-    let mut raw = [0u8; 8 * 255];
-    let mut text = vec![0u8; 1 << 16];
-    loop {
-        match r.read_exact(&mut rec) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(err(e)),
-        }
-        let text_len = usize::from(u16::from_le_bytes([rec[18], rec[19]]));
-        r.read_exact(&mut text[..text_len]).map_err(&err)?;
-        let n = rec[16] as usize;
-        r.read_exact(&mut raw[..8 * n]).map_err(&err)?;
+    let mut at = 0;
+    while at < buf.len() {
+        let Some(fixed) = buf.get(at..at + RECORD_FIXED) else {
+            break;
+        };
+        let fixed: &[u8; RECORD_FIXED] = fixed.try_into().unwrap_or(&[0; RECORD_FIXED]);
+        let text_len = usize::from(u16::from_le_bytes([fixed[18], fixed[19]]));
+        let subject_len = usize::from(u16::from_le_bytes([fixed[20], fixed[21]]));
+        let n = usize::from(fixed[16]);
+        let text_at = at + RECORD_FIXED;
+        let subject_at = text_at + text_len;
+        let keys_at = subject_at + subject_len;
+        let Some(raw) = buf.get(keys_at..keys_at + 8 * n) else {
+            break;
+        };
         keys.clear();
         keys.extend(
-            raw[..8 * n]
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().unwrap())),
+            raw.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())),
         );
-        each(&rec, &keys, &text[..text_len]);
+        each(
+            &Record::decode(fixed),
+            &keys,
+            &buf[text_at..subject_at],
+            &buf[subject_at..keys_at],
+        );
+        at = keys_at + 8 * n;
     }
+    if at != buf.len() {
+        return Err(io_err(path)(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "truncated campaign facts record",
+        )));
+    }
+    Ok(())
 }
 
 fn read_line(r: &mut impl io::BufRead, out: &mut Vec<u8>) -> io::Result<usize> {
     out.clear();
     r.read_until(b'\n', out)
-}
-
-/// One cell of a CSV row (0-based), unquoted; empty when absent. `reader` is reused: building a
-/// CSV reader costs more than reading one row.
-fn row_cell(reader: &mut csv_core::Reader, row: &[u8], index: usize) -> String {
-    reader.reset();
-    let mut input = row;
-    let mut cell = vec![0u8; row.len() + 1];
-    let mut filled = 0;
-    let mut n = 0;
-    loop {
-        let (result, read, written) = reader.read_field(input, &mut cell[filled..]);
-        input = &input[read..];
-        filled += written;
-        match result {
-            csv_core::ReadFieldResult::Field { record_end } => {
-                if n == index {
-                    return String::from_utf8_lossy(&cell[..filled]).into_owned();
-                }
-                if record_end {
-                    return String::new();
-                }
-                n += 1;
-                filled = 0;
-            }
-            csv_core::ReadFieldResult::End => return String::new(),
-            // Input ended inside the last field (no newline): the next call, with no input,
-            // finishes it.
-            csv_core::ReadFieldResult::InputEmpty | csv_core::ReadFieldResult::OutputFull => {}
-        }
-    }
 }
 
 fn write_row(out: &mut Vec<u8>, cells: &[String], raw: bool) {
@@ -719,18 +1011,6 @@ pub fn day_text(day: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn row_cells_are_unquoted() {
-        let mut r = csv_core::Reader::new();
-        let row = b"a,\"b,\"\"c\"\"\",,last\n";
-        assert_eq!(row_cell(&mut r, row, 0), "a");
-        assert_eq!(row_cell(&mut r, row, 1), "b,\"c\"");
-        assert_eq!(row_cell(&mut r, row, 2), "");
-        assert_eq!(row_cell(&mut r, row, 3), "last");
-        assert_eq!(row_cell(&mut r, row, 4), "");
-        assert_eq!(row_cell(&mut r, b"x,y", 1), "y");
-    }
 
     #[test]
     fn top_from_domains_stay_bounded_and_keep_the_heavy_ones() {

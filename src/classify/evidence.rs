@@ -121,12 +121,11 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
         host.clear();
         let mut i = at + 3;
         loop {
-            let run = body[i..]
-                .iter()
-                .position(|&c| !is_host_byte(c))
-                .map_or(body.len(), |n| i + n);
-            host.extend_from_slice(&body[i..run]);
-            i = run;
+            let run_start = i;
+            while i < body.len() && HOST_BYTES[usize::from(body[i])] {
+                i += 1;
+            }
+            host.extend_from_slice(&body[run_start..i]);
             if i >= body.len() || host.len() > 253 {
                 break;
             }
@@ -152,13 +151,18 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
             seen[seen_len] = host_key;
             seen_len += 1;
         }
-        let Ok(h) = std::str::from_utf8(&host) else {
-            continue;
-        };
-        let h = h.trim_matches('.');
-        if !h.contains('.') || h.parse::<std::net::Ipv4Addr>().is_ok() {
+        let h = trim_dots(&host);
+        // A host ending in a digit may be an address literal, which has no registrable domain.
+        if !h.contains(&b'.')
+            || (h.last().is_some_and(u8::is_ascii_digit)
+                && std::str::from_utf8(h).is_ok_and(|h| h.parse::<std::net::Ipv4Addr>().is_ok()))
+        {
             continue;
         }
+        // Host bytes are ASCII, so this never fails.
+        let Ok(h) = std::str::from_utf8(h) else {
+            continue;
+        };
         let Some(org) = registrable(h) else {
             continue;
         };
@@ -175,9 +179,27 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
     }
 }
 
-/// Bytes of a host name in a link.
-fn is_host_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'-' || c == b'.'
+/// Bytes of a host name in a link: ASCII letters and digits, `-` and `.` (a table: the host
+/// loop runs for every link in every body).
+static HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        table[i] = c.is_ascii_alphanumeric() || c == b'-' || c == b'.';
+        i += 1;
+    }
+    table
+};
+
+/// `host` without leading and trailing dots.
+fn trim_dots(host: &[u8]) -> &[u8] {
+    let start = host.iter().position(|&b| b != b'.').unwrap_or(host.len());
+    let end = host
+        .iter()
+        .rposition(|&b| b != b'.')
+        .map_or(start, |i| i + 1);
+    &host[start..end]
 }
 
 /// A fast hash for telling hosts of one message apart (8 bytes at a time; not stored anywhere).
@@ -407,13 +429,7 @@ fn scan_part(
                 Some(head) => memchr::memrchr(b'\n', head).map_or(head, |i| &head[..i]),
                 None => part,
             };
-            scratch.clear();
-            let mut from = 0;
-            for end in memchr::memchr_iter(b'\n', part).chain(std::iter::once(part.len())) {
-                let line = &part[from..end];
-                scratch.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-                from = end + 1;
-            }
+            join_lines(part, scratch);
             // The usual part is clean base64 in lines: one SIMD pass decodes it in place. A part
             // the forgiving decoder refuses (text after the base64, padding inside) goes line by
             // line, keeping what decodes.
@@ -431,6 +447,34 @@ fn scan_part(
             *budget -= scratch.len();
             add_landing_domains(scratch, from_org, out);
         }
+    }
+}
+
+/// The lines of `text` without their line breaks, into `out` (cleared first). Encoders write
+/// base64 in lines of one length, so while each line ends where the first did no search is
+/// needed; from the first line that does not, the breaks are searched for. Whitespace left
+/// inside a line is harmless: the forgiving decoder skips it.
+fn join_lines(text: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(text.len());
+    let mut from = 0;
+    if let Some(first) = memchr::memchr(b'\n', text) {
+        let stride = first + 1;
+        let keep = first - usize::from(text[..first].ends_with(b"\r"));
+        while from + stride <= text.len()
+            && text[from + first] == b'\n'
+            && text[from + keep] == if keep == first { b'\n' } else { b'\r' }
+        {
+            out.extend_from_slice(&text[from..from + keep]);
+            from += stride;
+        }
+    }
+    let rest = &text[from..];
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', rest).chain(std::iter::once(rest.len())) {
+        let line = &rest[start..end];
+        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+        start = end + 1;
     }
 }
 
@@ -510,14 +554,17 @@ pub fn sender_family(domain: &str, out: &mut String) {
         Some(i) if i > 0 => &reg[..i],
         _ => reg,
     };
-    out.extend(
-        label
-            .chars()
-            .take_while(|c| !matches!(c, '-' | '_' | '0'..='9'))
-            .flat_map(char::to_lowercase),
-    );
-    if out.is_empty() {
+    let word = label
+        .find(|c| matches!(c, '-' | '_' | '0'..='9'))
+        .map_or(label, |end| &label[..end]);
+    if word.is_empty() {
         out.push_str(label);
+    } else if word.is_ascii() {
+        out.push_str(word);
+        out.make_ascii_lowercase();
+    } else {
+        // An internationalized name (U-labels): lowercase as Unicode.
+        out.extend(word.chars().flat_map(char::to_lowercase));
     }
 }
 
@@ -764,6 +811,34 @@ HTTPS://promo.deals-zone.com/again";
         fn random_bodies_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)) {
             check_links(&body, b"multipart/related", None);
             check_links(&body, b"text/plain", Some(b"base64"));
+        }
+
+        #[test]
+        fn joined_lines_decode_like_lines_joined_one_by_one(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(&b"QUJDRGVm+/=\r \t"[..]), 0..90),
+                0..12,
+            ),
+            crlf: bool,
+            trailing: bool,
+        ) {
+            let sep: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+            let mut text = lines.join(sep);
+            if trailing {
+                text.extend_from_slice(sep);
+            }
+            let mut slow = Vec::new();
+            for line in text.split(|&b| b == b'\n') {
+                slow.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+            }
+            let mut fast = Vec::new();
+            join_lines(&text, &mut fast);
+            let strip = |v: &[u8]| v.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect::<Vec<u8>>();
+            proptest::prop_assert_eq!(strip(&fast), strip(&slow));
+            proptest::prop_assert_eq!(
+                base64_simd::forgiving_decode_to_vec(&fast).ok(),
+                base64_simd::forgiving_decode_to_vec(&slow).ok()
+            );
         }
 
         #[test]
