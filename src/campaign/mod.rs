@@ -32,7 +32,7 @@
 //! are exact up to 4,096 values and a HyperLogLog sketch beyond ([`distinct`]).
 //!
 //! **Passes** once the corpus is read: linking within families (in input order), the tally of
-//! keys joining groups (chunks of [`CHUNK_MESSAGES`] in parallel, merged), then the final rows
+//! keys joining groups (chunks of 2,048 messages in parallel, merged), then the final rows
 //! (chunks in parallel, written in order) while the campaign counters run as one task per share
 //! of the campaigns, each seeing its campaigns' messages in input order: the result is the same
 //! for any number of threads.

@@ -246,7 +246,7 @@ pub fn registrable(host: &str) -> Option<&str> {
 /// 7/8-bit ones as they are, base64 ones decoded (bulk mail often sends its HTML that way);
 /// images, archives and documents are skipped, since a mail client shows no links in them, and so
 /// are multipart preambles and epilogues. `content_type` and `transfer_encoding` are the message's
-/// own fields. `out` is cleared first; `scratch` holds decoded text. At most [`LINK_SCAN_BYTES`]
+/// own fields. `out` is cleared first; `scratch` holds decoded text. At most 256 KiB
 /// of part text are read.
 pub fn body_landing_domains(
     body: &[u8],
