@@ -47,7 +47,7 @@ mod parallel;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufReader, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use crate::classify::relay::{RelayEvidence, bits};
@@ -163,10 +163,9 @@ pub struct Grouping {
     baseline: Baseline,
 }
 
-/// Messages per chunk of the group stage's parallel passes. Fixed rather than taken from the
-/// thread count: merged sketches depend on where the corpus was cut, and the output must not
-/// depend on the threads. One entry per chunk is the only state kept per message count
-/// (16 bytes per 2,048 messages).
+/// Messages per chunk of the group stage's parallel passes: the unit of work and of the memory
+/// in flight (nothing a chunk yields depends on where the corpus was cut). One entry per chunk
+/// is the only state kept per message count (16 bytes per 2,048 messages).
 const CHUNK_MESSAGES: u64 = 2048;
 
 /// Where a chunk of messages starts in the facts file and among the stage-one rows (after the
@@ -415,12 +414,11 @@ impl Grouping {
         self.side_file.flush()?;
         let facts = map_scratch(&facts_path)?;
         let rows = map_scratch(stage_one)?;
-        let mut header = Vec::new();
-        read_line(
-            &mut BufReader::new(File::open(stage_one).map_err(io_err(stage_one))?),
-            &mut header,
-        )
-        .map_err(io_err(stage_one))?;
+        // The header line the stage-one rows start with.
+        let header = rows
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&rows[..], |end| &rows[..=end]);
         let rows_start = header.len() as u64;
         let chunks: Vec<Chunk> = self
             .chunks
@@ -509,7 +507,7 @@ impl Grouping {
         // sequential pass would (its example subject is its first message's, its From domain
         // summary sees the messages in order) whatever the number of threads.
         let mut messages_file = PendingFile::create(dir, "messages.csv")?;
-        messages_file.write_all(&header)?;
+        messages_file.write_all(header)?;
         let mut outside: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
         let mut report = CampaignReport::default();
         let decide = Decide {
@@ -881,8 +879,8 @@ struct Record {
 }
 
 impl Record {
-    /// The fixed part of a message's record; the From domain text (`text_len` bytes) and the
-    /// keys (`keys` little-endian u64s) follow it in the file.
+    /// The fixed part of a message's record; the From domain text (`text_len` bytes), the
+    /// subject (`subject_len` bytes) and the keys (`keys` little-endian u64s) follow it.
     fn encode(
         f: &MessageFacts,
         keys: usize,
@@ -977,11 +975,6 @@ fn for_each_record(
         )));
     }
     Ok(())
-}
-
-fn read_line(r: &mut impl io::BufRead, out: &mut Vec<u8>) -> io::Result<usize> {
-    out.clear();
-    r.read_until(b'\n', out)
 }
 
 fn write_row(out: &mut Vec<u8>, cells: &[String], raw: bool) {

@@ -151,18 +151,17 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
             seen[seen_len] = host_key;
             seen_len += 1;
         }
-        let h = trim_dots(&host);
-        // A host ending in a digit may be an address literal, which has no registrable domain.
-        if !h.contains(&b'.')
-            || (h.last().is_some_and(u8::is_ascii_digit)
-                && std::str::from_utf8(h).is_ok_and(|h| h.parse::<std::net::Ipv4Addr>().is_ok()))
+        // Host bytes are ASCII, so this never fails.
+        let Ok(h) = std::str::from_utf8(trim_dots(&host)) else {
+            continue;
+        };
+        // Only a host ending in a digit can be an address literal (no registrable domain).
+        if !h.contains('.')
+            || (h.ends_with(|c: char| c.is_ascii_digit())
+                && h.parse::<std::net::Ipv4Addr>().is_ok())
         {
             continue;
         }
-        // Host bytes are ASCII, so this never fails.
-        let Ok(h) = std::str::from_utf8(h) else {
-            continue;
-        };
         let Some(org) = registrable(h) else {
             continue;
         };
