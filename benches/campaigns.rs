@@ -15,14 +15,7 @@ use mailcensus::scan::{ScanOptions, scan};
 
 fn corpora(dir: &Path) -> Vec<(&'static str, PathBuf)> {
     let generated = dir.join("generated");
-    generate(&GenerateOptions {
-        messages: 20_000,
-        seed: 4242,
-        out: generated.clone(),
-        keys_from: None,
-        only: None,
-    })
-    .expect("generate a corpus");
+    generate(&GenerateOptions::new(20_000, 4242, generated.clone())).expect("generate a corpus");
     let mut list = vec![("generated_20k", generated.join("corpus.mbox"))];
     let trap = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/corpora/dkimpy-signed-trap/corpus.mbox");

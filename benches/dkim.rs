@@ -13,11 +13,8 @@ use rayon::prelude::*;
 fn corpus() -> (Vec<Vec<u8>>, Verifier) {
     let dir = tempfile::tempdir().expect("temp dir");
     generate(&GenerateOptions {
-        messages: 2_000,
-        seed: 11,
-        out: dir.path().to_path_buf(),
-        keys_from: None,
         only: Some(KeyKind::Rsa2048),
+        ..GenerateOptions::new(2_000, 11, dir.path().to_path_buf())
     })
     .expect("generate");
     let mbox = std::fs::read(dir.path().join("corpus.mbox")).expect("corpus");

@@ -14,10 +14,40 @@
 //!   counts from 1; `index` 1 = topmost DKIM-Signature; `l` is the value of `l=`, empty when
 //!   absent; `expected` is `pass`, `fail-body`, `fail-signature`, `no-key` or `key-revoked`).
 //! - `messages-truth.csv` — one row per message:
-//!   `message_index,mbox_offset,message_id,from_domain,dkim_expected` (`pass` if any signature
-//!   passes, else the first signature's expected result, else `none`).
+//!   `message_index,mbox_offset,message_id,from_domain,dkim_expected,campaign,echospoof,platform`
+//!   (`dkim_expected`: `pass` if any signature passes, else the first signature's expected
+//!   result, else `none`; `campaign`: `spam-NN`, `echo-NN`, `legit-NAME`, or `-` for one-off
+//!   noise; `echospoof`: `true` for relay-abuse wave messages; `platform`: the shared-platform
+//!   host the body links to, empty if none — last, so older readers keep working).
 //!
-//! **Determinism.** Everything but the key material is a function of `--seed`: domains,
+//! **What the corpus holds.** Messages come from weighted streams: eight spam campaigns (each a
+//! family of sender domains, one or two sender networks, a few landing hosts and subjects), the
+//! relay-abuse waves, the spoofed brands' own mail, and one-off noise (about a fifth).
+//! - *Relay-abuse (EchoSpoofing) waves* (`--waves`, default 3): mail injected from a VPS into
+//!   an attacker's Microsoft 365 tenant, out to a brand's gateway relay, which signs it for the
+//!   brand. Per wave, drawn uniformly from the given ranges: the brands it spoofs
+//!   (`--wave-brands`, default 1-2, at most the 12 reserved `.example` brands; wave `w` always
+//!   spoofs brand `w mod 3`, one whose own mail is in the corpus), its tenants
+//!   (`--wave-tenants`, default 2-5: a GUID and a `{word}{number}.onmicrosoft.com` domain
+//!   each), its injector /24 networks (`--wave-nets`, default 1-2) and its landing domains
+//!   (`--wave-landings`, default 2-3). Landing domains rotate: the wave's time window is cut into
+//!   one slice per domain, and 85% of a slice's messages link to that slice's domain (the rest
+//!   to any of the wave's). A message goes through the relay of the brand in its From: a
+//!   Proofpoint-style `mx0a/b-…pphosted.com`, or for every third wave (the 2025 high-risk-pool
+//!   variant, leaving Microsoft from 40.95.0.0/16) another vendor's relay. Tenant domains,
+//!   networks and landing domains are never shared between waves.
+//! - *Legitimate brand mail* (`legit-*`): the first three brands' own mail, through their own
+//!   tenants and the same relays — the negative controls for relay-abuse detection.
+//! - *Shared platforms* (`--platform-share`, default 0.10): three hosts per corpus named from the
+//!   seed — a link shortener (`{word}.link`), a click tracker (`t.{word}.net`) and an image CDN
+//!   (`img.{word}-cdn.com`). A message of any stream links to one of them (beside the landing
+//!   link, so in the text and the HTML part) with probability `platform_share` times the
+//!   stream's factor (uniform in 0.5–1.5, capped at 1); a stream uses its favourite platform half
+//!   of the time. These draws have their own random streams, so the share changes nothing else;
+//!   `0` gives no platform link at all.
+//!
+//! **Determinism.** Everything but the key material is a function of `--seed` (and the wave and
+//! platform options): domains,
 //! selectors, which selectors are revoked or missing, every header and body, the signing times
 //! (`t=` in 2024; no `x=`, so expiry never applies) and what is broken after signing. Each
 //! message has its own random stream (seed and message number), so messages are made in
@@ -54,7 +84,8 @@ use mail_auth::common::headers::{HeaderStream, Writable};
 use mail_auth::dkim::{Canonicalization, Signature};
 use rayon::prelude::*;
 
-/// Options of one `generate` run.
+/// Options of one `generate` run. Build with [`GenerateOptions::new`] (every knob at its
+/// default) and change fields as needed.
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
     pub messages: usize,
@@ -64,6 +95,89 @@ pub struct GenerateOptions {
     pub keys_from: Option<PathBuf>,
     /// Make every key of this kind (e.g. an RSA-2048-only corpus for benchmarks).
     pub only: Option<KeyKind>,
+    /// Number of relay-abuse (EchoSpoofing) waves.
+    pub waves: usize,
+    /// Brands one wave spoofs, `(min, max)`, drawn uniformly per wave (at most
+    /// [`BIG_BRAND_COUNT`]): several brands make a wave harder to see as one campaign.
+    pub wave_brands: (usize, usize),
+    /// Attacker Microsoft 365 tenants per wave, `(min, max)`.
+    pub wave_tenants: (usize, usize),
+    /// Injector /24 networks (the VPS first hop) per wave, `(min, max)`.
+    pub wave_nets: (usize, usize),
+    /// Landing domains per wave, `(min, max)`; they rotate over the wave's time window.
+    pub wave_landings: (usize, usize),
+    /// Share of messages (of every stream) that link to one of three shared platforms (a link
+    /// shortener, a click tracker, an image CDN): links that many unrelated campaigns share.
+    pub platform_share: f64,
+}
+
+impl GenerateOptions {
+    /// Options with every knob but the three given at its default — the one place defaults are
+    /// set (the CLI falls back to these).
+    pub fn new(messages: usize, seed: u64, out: PathBuf) -> GenerateOptions {
+        GenerateOptions {
+            messages,
+            seed,
+            out,
+            keys_from: None,
+            only: None,
+            waves: 3,
+            wave_brands: (1, 2),
+            wave_tenants: (2, 5),
+            wave_nets: (1, 2),
+            wave_landings: (2, 3),
+            platform_share: 0.10,
+        }
+    }
+
+    /// Refuse ranges the generator cannot honour (or could not make unique names for).
+    fn check(&self) -> anyhow::Result<()> {
+        let ranges = [
+            ("--wave-brands", self.wave_brands, BIG_BRAND_COUNT),
+            ("--wave-tenants", self.wave_tenants, MAX_WAVE_TENANTS),
+            ("--wave-nets", self.wave_nets, MAX_WAVE_NETS),
+            ("--wave-landings", self.wave_landings, MAX_WAVE_LANDINGS),
+        ];
+        for (flag, (lo, hi), max) in ranges {
+            if lo == 0 || lo > hi || hi > max {
+                bail!("{flag} {lo}-{hi}: want 1 <= MIN <= MAX <= {max}");
+            }
+        }
+        if self.waves > MAX_WAVES {
+            bail!("--waves {}: at most {MAX_WAVES}", self.waves);
+        }
+        if !(0.0..=1.0).contains(&self.platform_share) {
+            bail!(
+                "--platform-share {}: want a share from 0 to 1",
+                self.platform_share
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Limits of the wave knobs: enough for hard corpora, small enough that unique tenant domains,
+/// networks and landing hosts are always found quickly.
+const MAX_WAVES: usize = 100;
+const MAX_WAVE_TENANTS: usize = 200;
+const MAX_WAVE_NETS: usize = 100;
+const MAX_WAVE_LANDINGS: usize = 50;
+
+/// Parse a count range as the CLI takes it: `MIN-MAX`, or `N` for `N-N`.
+pub fn parse_count_range(s: &str) -> Result<(usize, usize), String> {
+    let num = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{s}`: want N or MIN-MAX (e.g. 2-5)"))
+    };
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(s)?, num(s)?),
+    };
+    if lo > hi {
+        return Err(format!("`{s}`: MIN is larger than MAX"));
+    }
+    Ok((lo, hi))
 }
 
 /// What a run wrote.
@@ -483,30 +597,49 @@ struct Stream {
     weight: usize,
     /// Indices into `World::brands` of the domains that send (and sign) this stream's mail.
     senders: Vec<usize>,
+    /// Echo and legit: the gateway relay of each sender (same order as `senders`): a wave that
+    /// spoofs several brands goes through each brand's own relay.
+    relays: Vec<String>,
+    /// Landing hosts; a wave's rotate over its time window (see [`wave_landing`]).
     landing: Vec<String>,
     subjects: Vec<String>,
     /// /24 networks of the first senders (`a.b.c`).
     nets: Vec<String>,
     tenants: Vec<Tenant>,
-    /// The brand's gateway relay host (echo and legit).
-    relay: String,
     /// The 2025 variant: the message leaves Microsoft from the high-risk pool (40.95.0.0/16)
     /// into another vendor's hygiene relay.
     hrdp: bool,
     /// First day (days since 2024-01-01) and length in days.
     start_day: i64,
     days: i64,
+    /// How much more (or less) than `platform_share` this stream links to shared platforms
+    /// (0.5–1.5), so platform use is uneven across campaigns.
+    platform_factor: f64,
+    /// The platform (index into `World::platforms`) this stream uses half of the time.
+    favourite_platform: usize,
 }
 
 /// Brands impersonated in the EchoSpoofing waves (reserved `.example` names, no real domains).
-const BIG_BRANDS: [(&str, &str); 6] = [
+/// The first [`LEGIT_BRANDS`] also send their own mail.
+const BIG_BRANDS: [(&str, &str); 12] = [
     ("bestbuy.example", "Best Buy"),
     ("nike.example", "Nike"),
     ("ibm.example", "IBM"),
     ("disney.example", "Disney"),
     ("coca-cola.example", "Coca-Cola"),
     ("contoso-shop.example", "Contoso"),
+    ("fabrikam.example", "Fabrikam"),
+    ("northwind.example", "Northwind Traders"),
+    ("adventure-works.example", "Adventure Works"),
+    ("tailspin.example", "Tailspin Toys"),
+    ("wingtip.example", "Wingtip Toys"),
+    ("litware.example", "Litware"),
 ];
+/// How many brands a wave can spoof at most.
+pub const BIG_BRAND_COUNT: usize = BIG_BRANDS.len();
+/// Brands with their own legitimate mail (the negative controls). Wave `w` always spoofs brand
+/// `w % LEGIT_BRANDS` among others, so every wave spoofs a brand whose real mail is in the corpus.
+const LEGIT_BRANDS: usize = 3;
 const BRAND_SUBJECTS: [&str; 6] = [
     "{brand} order {id} confirmation",
     "Your {brand} reward is waiting – ref {id}",
@@ -527,6 +660,9 @@ const VARIANTS: [&str; 7] = ["", "-mail", "-news", "-offers", "-info", "-alerts"
 const TENANT_WORDS: [&str; 8] = [
     "fresh", "nova", "prime", "delta", "orbit", "lumen", "swift", "vector",
 ];
+/// Share of a wave's messages that link to the landing host of their time slice; the rest use
+/// any of the wave's hosts (stragglers, reused templates).
+const LANDING_IN_SLICE: f64 = 0.85;
 
 fn hex(rng: &mut Rng, len: usize) -> String {
     (0..len)
@@ -560,6 +696,23 @@ fn landing_host(rng: &mut Rng) -> String {
     )
 }
 
+/// `count` values from `make`, none already in `taken` (which then holds them too).
+fn unique<T: Ord + Clone>(
+    rng: &mut Rng,
+    count: usize,
+    taken: &mut std::collections::BTreeSet<T>,
+    mut make: impl FnMut(&mut Rng) -> T,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let v = make(rng);
+        if taken.insert(v.clone()) {
+            out.push(v);
+        }
+    }
+    out
+}
+
 fn all_subjects() -> Vec<&'static str> {
     SUBJECTS
         .iter()
@@ -569,9 +722,23 @@ fn all_subjects() -> Vec<&'static str> {
         .collect()
 }
 
+/// The shape of the relay-abuse waves (from [`GenerateOptions`]).
+struct WaveShape {
+    waves: usize,
+    brands: (usize, usize),
+    tenants: (usize, usize),
+    nets: (usize, usize),
+    landings: (usize, usize),
+}
+
 /// The campaigns, brand streams and noise of one corpus, and the domains they send from
 /// (appended to `brands`).
-fn make_streams(rng: &mut Rng, nkeys: usize, brands: &mut Vec<Domain>) -> Vec<Stream> {
+fn make_streams(
+    rng: &mut Rng,
+    nkeys: usize,
+    brands: &mut Vec<Domain>,
+    shape: &WaveShape,
+) -> Vec<Stream> {
     let mut streams = Vec::new();
     let mut taken: std::collections::BTreeSet<String> =
         brands.iter().map(|d| d.name.clone()).collect();
@@ -614,14 +781,16 @@ fn make_streams(rng: &mut Rng, nkeys: usize, brands: &mut Vec<Domain>) -> Vec<St
             kind: StreamKind::Spam,
             weight: rng.range(6, 20),
             senders,
+            relays: Vec::new(),
             landing: (0..rng.range(1, 3)).map(|_| landing_host(rng)).collect(),
             subjects: subj,
             nets: (0..rng.range(1, 2)).map(|_| net24(rng)).collect(),
             tenants: Vec::new(),
-            relay: String::new(),
             hrdp: false,
             start_day: rng.below(320) as i64,
             days: rng.range(2, 30) as i64,
+            platform_factor: 1.0,
+            favourite_platform: 0,
         });
     }
     // Big brands: their own mail, and EchoSpoofing waves that launder mail through their relay.
@@ -636,6 +805,8 @@ fn make_streams(rng: &mut Rng, nkeys: usize, brands: &mut Vec<Domain>) -> Vec<St
         ));
         brand_index.push(brands.len() - 1);
     }
+    // Each brand's gateway: a Proofpoint-style relay, and the other vendor's hygiene relay the
+    // 2025 (high-risk pool) variant goes through.
     let relay_of: Vec<String> = (0..BIG_BRANDS.len())
         .map(|_| {
             format!(
@@ -645,51 +816,79 @@ fn make_streams(rng: &mut Rng, nkeys: usize, brands: &mut Vec<Domain>) -> Vec<St
             )
         })
         .collect();
-    // Waves: two with Proofpoint-style relays, one 2025-style through another vendor from the
-    // high-risk pool; each spoofs one or two brands.
-    let waves: [(&[usize], bool); 3] = [(&[0], false), (&[1, 4], false), (&[2], true)];
-    for (w, (which, hrdp)) in waves.into_iter().enumerate() {
-        let tenants = (0..rng.range(2, 5))
-            .map(|_| Tenant {
-                guid: guid(rng),
-                domain: format!(
-                    "{}{}.onmicrosoft.com",
-                    rng.pick(&TENANT_WORDS),
-                    rng.range(100, 9999)
-                ),
-            })
-            .collect();
-        let brand = which[0];
-        let relay = if hrdp {
-            format!("eu-smtp-inbound-{}.mimecast.com", rng.range(1, 4))
-        } else {
-            relay_of[brand].clone()
-        };
+    let hrdp_relay_of: Vec<String> = (0..BIG_BRANDS.len())
+        .map(|_| format!("eu-smtp-inbound-{}.mimecast.com", rng.range(1, 4)))
+        .collect();
+    // Waves: most through Proofpoint-style relays, every third the 2025 variant through another
+    // vendor from the high-risk pool. Tenant domains, injector networks and landing hosts are
+    // unique across the corpus, so a wave's set is exactly its own.
+    let mut tenant_domains = std::collections::BTreeSet::new();
+    let mut wave_nets = std::collections::BTreeSet::new();
+    for w in 0..shape.waves {
+        let hrdp = w % 3 == 2;
+        // The lead brand has legitimate mail in the corpus; the others are any other brands.
+        let lead = w % LEGIT_BRANDS;
+        let mut others: Vec<usize> = (0..BIG_BRANDS.len()).filter(|&b| b != lead).collect();
+        let brand_count = rng
+            .range(shape.brands.0, shape.brands.1)
+            .min(BIG_BRANDS.len());
+        let mut spoofed = vec![lead];
+        for _ in 1..brand_count {
+            spoofed.push(others.remove(rng.below(others.len())));
+        }
+        let tenant_count = rng.range(shape.tenants.0, shape.tenants.1);
+        let tenants = unique(rng, tenant_count, &mut tenant_domains, |rng| {
+            format!(
+                "{}{}.onmicrosoft.com",
+                rng.pick(&TENANT_WORDS),
+                rng.range(100, 9999)
+            )
+        })
+        .into_iter()
+        .map(|domain| Tenant {
+            guid: guid(rng),
+            domain,
+        })
+        .collect();
+        let landing_count = rng.range(shape.landings.0, shape.landings.1);
+        let net_count = rng.range(shape.nets.0, shape.nets.1);
         streams.push(Stream {
             id: format!("echo-{:02}", w + 1),
             kind: StreamKind::Echo,
             weight: rng.range(12, 24),
-            senders: which.iter().map(|&b| brand_index[b]).collect(),
-            landing: (0..rng.range(2, 3)).map(|_| landing_host(rng)).collect(),
+            senders: spoofed.iter().map(|&b| brand_index[b]).collect(),
+            relays: spoofed
+                .iter()
+                .map(|&b| {
+                    if hrdp {
+                        hrdp_relay_of[b].clone()
+                    } else {
+                        relay_of[b].clone()
+                    }
+                })
+                .collect(),
+            landing: unique(rng, landing_count, &mut taken, landing_host),
             subjects: (0..3)
                 .map(|_| rng.pick(&BRAND_SUBJECTS).to_string())
                 .collect(),
-            nets: (0..rng.range(1, 2)).map(|_| net24(rng)).collect(),
+            nets: unique(rng, net_count, &mut wave_nets, net24),
             tenants,
-            relay,
             hrdp,
             start_day: rng.below(300) as i64,
             days: rng.range(3, 20) as i64,
+            platform_factor: 1.0,
+            favourite_platform: 0,
         });
     }
     // The brands' own mail through their own tenants and the same relays.
-    for b in [0usize, 1, 2] {
+    for b in 0..LEGIT_BRANDS {
         let (name, _) = BIG_BRANDS[b];
         streams.push(Stream {
             id: format!("legit-{}", name.split('.').next().unwrap_or("brand")),
             kind: StreamKind::Legit,
             weight: 3,
             senders: vec![brand_index[b]],
+            relays: vec![relay_of[b].clone()],
             landing: vec![format!("www.{name}")],
             subjects: NEWSLETTER_SUBJECTS.iter().map(|t| t.to_string()).collect(),
             nets: vec![net24(rng)],
@@ -697,10 +896,11 @@ fn make_streams(rng: &mut Rng, nkeys: usize, brands: &mut Vec<Domain>) -> Vec<St
                 guid: guid(rng),
                 domain: name.to_string(),
             }],
-            relay: relay_of[b].clone(),
             hrdp: false,
             start_day: 0,
             days: 365,
+            platform_factor: 1.0,
+            favourite_platform: 0,
         });
     }
     // Noise: senders from a pool of one-off names.
@@ -713,16 +913,122 @@ fn make_streams(rng: &mut Rng, nkeys: usize, brands: &mut Vec<Domain>) -> Vec<St
         kind: StreamKind::Noise,
         weight: total / 4,
         senders: (first_noise..brands.len()).collect(),
+        relays: Vec::new(),
         landing: Vec::new(),
         subjects: subjects.iter().map(|t| t.to_string()).collect(),
         nets: Vec::new(),
         tenants: Vec::new(),
-        relay: String::new(),
         hrdp: false,
         start_day: 0,
         days: 365,
+        platform_factor: 1.0,
+        favourite_platform: 0,
     });
     streams
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared platforms: hosts every kind of sender links to, so a link host alone does not tell
+// campaigns apart. Drawn from their own random streams (salted seed), so the platform knobs
+// change nothing else in the corpus.
+
+/// Salt of the platform random streams.
+const PLATFORM_SALT: u64 = 0x706C_6174_666F_726D;
+/// Share of a stream's platform links that go to its favourite platform.
+const FAVOURITE_PLATFORM: f64 = 0.5;
+
+/// A pronounceable made-up word of `syllables` consonant-vowel pairs (nothing like a real
+/// platform's name, and too short to be a generated brand name).
+fn made_up_word(rng: &mut Rng, syllables: usize) -> String {
+    const C: &[u8] = b"bdfgklmnprstvz";
+    const V: &[u8] = b"aeiou";
+    (0..syllables)
+        .flat_map(|_| [C[rng.below(C.len())], V[rng.below(V.len())]])
+        .map(char::from)
+        .collect()
+}
+
+/// The corpus's three platform hosts: a link shortener, a click tracker and an image CDN, each
+/// on its own registrable domain.
+fn make_platforms(seed: u64) -> [String; 3] {
+    let rng = &mut Rng::new(seed ^ PLATFORM_SALT, 0);
+    let mut words = std::collections::BTreeSet::new();
+    let w = unique(rng, 3, &mut words, |rng| made_up_word(rng, 3));
+    [
+        format!("{}.link", w[0]),
+        format!("t.{}.net", w[1]),
+        format!("img.{}-cdn.com", w[2]),
+    ]
+}
+
+/// Give every stream its platform habits: how often (relative to the share) and which first.
+fn platform_habits(seed: u64, streams: &mut [Stream]) {
+    let rng = &mut Rng::new(seed ^ PLATFORM_SALT, 1);
+    for s in streams {
+        s.platform_factor = 0.5 + rng.below(1001) as f64 / 1000.0;
+        s.favourite_platform = rng.below(3);
+    }
+}
+
+/// A shared-platform link of one message.
+struct PlatformLink {
+    host: String,
+    url: String,
+    /// Put before the landing link (else after it).
+    before: bool,
+}
+
+/// The platform link of message `n`, if it has one.
+fn platform_link(world: &World, stream: &Stream, seed: u64, n: usize) -> Option<PlatformLink> {
+    if world.platform_share <= 0.0 {
+        return None;
+    }
+    let rng = &mut Rng::new(seed ^ PLATFORM_SALT, n as u64 + 2);
+    if !rng.chance((world.platform_share * stream.platform_factor).min(1.0)) {
+        return None;
+    }
+    let which = if rng.chance(FAVOURITE_PLATFORM) {
+        stream.favourite_platform
+    } else {
+        (stream.favourite_platform + rng.range(1, 2)) % 3
+    };
+    let host = world.platforms[which].clone();
+    let url = match which {
+        0 => format!("https://{host}/{}", token(rng, 7)),
+        1 => format!(
+            "https://{host}/r/{}?e={}&u={}",
+            token(rng, 10),
+            hex(rng, 8),
+            rng.range(100_000, 999_999)
+        ),
+        _ => format!(
+            "https://{host}/i/{}/{}",
+            hex(rng, 16),
+            rng.pick(&["logo.png", "banner.jpg", "hero.png", "pixel.gif"])
+        ),
+    };
+    Some(PlatformLink {
+        host,
+        url,
+        before: rng.chance(0.5),
+    })
+}
+
+/// Which of `n` consecutive slices of the stream's time window `t` falls in.
+fn time_slice(s: &Stream, t: i64, n: usize) -> usize {
+    let span = s.days.max(1) * 86_400;
+    let offset = (t - (YEAR_2024 + s.start_day * 86_400)).clamp(0, span - 1);
+    ((offset as i128 * n as i128 / span as i128) as usize).min(n.saturating_sub(1))
+}
+
+/// A wave's landing host at time `t`: hosts rotate (burnt ones are replaced), so the window is
+/// cut into one slice per host and a message mostly links to its slice's host.
+fn wave_landing<'s>(rng: &mut Rng, s: &'s Stream, t: i64) -> &'s str {
+    if rng.chance(LANDING_IN_SLICE) {
+        &s.landing[time_slice(s, t, s.landing.len())]
+    } else {
+        rng.pick(&s.landing).as_str()
+    }
 }
 
 /// A day and time inside the stream's window, busiest in its middle (a wave).
@@ -972,6 +1278,8 @@ struct GenMessage {
     campaign: String,
     /// Made the EchoSpoofing way (VPS → foreign M365 tenant → brand relay → brand signature).
     echospoof: bool,
+    /// The shared-platform host the body links to, if any.
+    platform: Option<String>,
 }
 
 struct World {
@@ -982,6 +1290,9 @@ struct World {
     /// Where messages come from: campaigns, brand mail, noise; picked by weight.
     streams: Vec<Stream>,
     total_weight: usize,
+    /// Shared-platform hosts: link shortener, click tracker, image CDN.
+    platforms: [String; 3],
+    platform_share: f64,
 }
 
 const CANONS: [(Canonicalization, Canonicalization); 3] = [
@@ -1112,7 +1423,10 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
     let stream = pick_stream(world, rng);
     let kind = stream.kind;
     let relayed = matches!(kind, StreamKind::Echo | StreamKind::Legit);
-    let brand = &world.brands[*rng.pick(&stream.senders)];
+    let sender = rng.below(stream.senders.len());
+    let brand = &world.brands[stream.senders[sender]];
+    // The gateway of the brand in From (echo and legit).
+    let relay = stream.relays.get(sender).map_or("", String::as_str);
     let esp = &world.esps[rng.below(world.esps.len())];
     let t_sign = stream_time(rng, stream);
     let from_user = rng.pick(&["news", "offers", "info", "no-reply", "support", "team"]);
@@ -1173,6 +1487,7 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
     let landing = match kind {
         StreamKind::Noise => landing_host(rng),
         _ if teaser => landing_host(rng),
+        StreamKind::Echo => wave_landing(rng, stream, t_sign).to_string(),
         _ => rng.pick(&stream.landing).clone(),
     };
     let link = format!(
@@ -1180,6 +1495,7 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
         token(rng, 12),
         rng.range(100_000, 999_999)
     );
+    let link_at = text.len();
     if rng.chance(0.1) {
         // Rewritten by a URL-defense gateway on the way: a host every campaign shares.
         text.push(format!(
@@ -1189,6 +1505,12 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
     } else {
         text.push(link);
     }
+    // A shared-platform link beside the landing link (its own random stream: see
+    // `platform_link`).
+    let platform = platform_link(world, stream, seed, n).map(|p| {
+        text.insert(if p.before { link_at } else { link_at + 1 }, p.url);
+        p.host
+    });
     if relayed && rng.chance(0.5) {
         // Spoofs borrow the brand's images too; its own domain links nothing.
         text.push(format!("https://www.{}/img/logo.png", brand.name));
@@ -1221,10 +1543,11 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
 
     // Header block (bottom part, as the sender wrote it).
     let mut h = Vec::new();
-    // Campaigns send from their networks, now and then from a stray address elsewhere.
+    // Campaigns send from their networks, now and then from a stray address elsewhere; a
+    // wave's injector is always one of the wave's own networks (its VPS hosts).
     let first_ip = match kind {
         StreamKind::Noise => public_ip(rng),
-        _ if rng.chance(0.02) => public_ip(rng),
+        StreamKind::Spam | StreamKind::Legit if rng.chance(0.02) => public_ip(rng),
         _ => format!("{}.{}", rng.pick(&stream.nets), rng.range(2, 250)),
     };
     let outbound = format!("smtp-out{}.{}", rng.range(1, 20), esp.name);
@@ -1258,6 +1581,9 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
             "{}.mail.protection.outlook.com",
             tenant.map_or("tenant", |t| t.domain.split('.').next().unwrap_or("tenant"))
         );
+        // The three Microsoft 365 hops are made oldest first and put newest first, as each
+        // server adds its Received field above the ones before it.
+        let m365_hops = h.len();
         h.push(format!(
             "Received: from {vps} ({first_ip}) by {entry_host} (10.167.{}.{}) with Microsoft SMTP Server id 15.20.{}; {}",
             rng.range(1, 250), rng.range(1, 250), rng.range(7000, 8999), rfc5322(t0, 0)
@@ -1273,8 +1599,9 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
         };
         h.push(format!(
             "Received: from {}-obe.outbound.protection.outlook.com (mail-{}.outbound.protection.outlook.com [{out_ip}]) by {} with ESMTPS id {}; {}",
-            region.to_uppercase(), token(rng, 10).to_lowercase(), stream.relay, token(rng, 10), rfc5322(t0 + 3, 0)
+            region.to_uppercase(), token(rng, 10).to_lowercase(), relay, token(rng, 10), rfc5322(t0 + 3, 0)
         ));
+        h[m365_hops..].reverse();
         if let Some(t) = tenant {
             h.push(format!("X-MS-Exchange-CrossTenant-Id: {}", t.guid));
             h.push(format!("X-OriginatorOrg: {}", t.domain));
@@ -1439,7 +1766,7 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
         } else {
             format!("148.163.{}.{}", rng.range(128, 159), rng.range(1, 254))
         };
-        (ip, stream.relay.clone())
+        (ip, relay.to_string())
     } else {
         (public_ip(rng), outbound)
     };
@@ -1509,6 +1836,7 @@ fn make_message(world: &World, seed: u64, n: usize) -> GenMessage {
         sigs,
         campaign: stream.id.clone(),
         echospoof: kind == StreamKind::Echo,
+        platform,
     }
 }
 
@@ -1541,14 +1869,9 @@ fn zone_line(name: &str, value: &str, out: &mut String) {
     out.push('\n');
 }
 
-/// Make the corpus, keys and truth files in `opts.out`.
-pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("cannot create {}", opts.out.display()))?;
-    let started = Instant::now();
-    let keys = make_keys(opts.keys_from.as_deref(), opts.only)?;
-    let key_seconds = started.elapsed().as_secs_f64();
-
+/// Everything messages are made from: domains, streams and platforms (a function of the seed
+/// and the wave and platform knobs), and the keys.
+fn make_world(opts: &GenerateOptions, keys: Vec<GenKey>) -> World {
     let mut rng = Rng::new(opts.seed, 0);
     let nkeys = keys.len();
     let mut brands = Vec::new();
@@ -1560,20 +1883,42 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
             domain_with_selectors(&mut rng, name.to_string(), brand.to_string(), nkeys, &mut k)
         })
         .collect();
-    let streams = make_streams(&mut rng, nkeys, &mut brands);
+    let shape = WaveShape {
+        waves: opts.waves,
+        brands: opts.wave_brands,
+        tenants: opts.wave_tenants,
+        nets: opts.wave_nets,
+        landings: opts.wave_landings,
+    };
+    let mut streams = make_streams(&mut rng, nkeys, &mut brands, &shape);
+    platform_habits(opts.seed, &mut streams);
     let total_weight = streams.iter().map(|s| s.weight).sum();
-    let world = World {
+    World {
         keys,
         brands,
         esps,
         streams,
         total_weight,
-    };
+        platforms: make_platforms(opts.seed),
+        platform_share: opts.platform_share,
+    }
+}
+
+/// Make the corpus, keys and truth files in `opts.out`.
+pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
+    opts.check()?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    let started = Instant::now();
+    let keys = make_keys(opts.keys_from.as_deref(), opts.only)?;
+    let key_seconds = started.elapsed().as_secs_f64();
+    let world = make_world(opts, keys);
 
     // keys.zone and keys.private.
     let mut zone = format!(
         "; mailcensus generate --seed {} : DKIM keys ({} keys)\n$TTL 3600\n",
-        opts.seed, nkeys
+        opts.seed,
+        world.keys.len()
     );
     for d in world.brands.iter().chain(&world.esps) {
         for (s, k) in &d.good {
@@ -1634,6 +1979,7 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
         "dkim_expected",
         "campaign",
         "echospoof",
+        "platform",
     ])?;
     let mut report = GenerateReport {
         messages: opts.messages,
@@ -1686,6 +2032,7 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
                 verdict,
                 &m.campaign,
                 if m.echospoof { "true" } else { "false" },
+                m.platform.as_deref().unwrap_or(""),
             ])?;
             mbox.write_all(entry)?;
             offset += entry.len() as u64;
@@ -1731,5 +2078,347 @@ mod tests {
         let long = b_encode(&"é".repeat(30));
         assert_eq!(long.matches("=?UTF-8?B?").count(), 2);
         assert!(long.split("\r\n ").all(|w| w.len() <= 75));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Corpus shape: the wave and platform knobs.
+
+    /// Fresh Ed25519 keys (fast to make), and copies of them for a second world.
+    fn fast_keys() -> Vec<GenKey> {
+        make_keys(None, Some(KeyKind::Ed25519)).expect("keys")
+    }
+
+    fn copy_keys(keys: &[GenKey]) -> Vec<GenKey> {
+        keys.iter()
+            .map(|k| GenKey::build(k.id.clone(), k.kind, Some(k.private_der.clone())).unwrap())
+            .collect()
+    }
+
+    /// The world of `opts` and its messages, made in memory.
+    fn sample(opts: &GenerateOptions, keys: Vec<GenKey>) -> (World, Vec<GenMessage>) {
+        let world = make_world(opts, keys);
+        let msgs = (0..opts.messages)
+            .into_par_iter()
+            .map(|n| make_message(&world, opts.seed, n))
+            .collect();
+        (world, msgs)
+    }
+
+    fn opts(messages: usize, seed: u64) -> GenerateOptions {
+        GenerateOptions::new(messages, seed, PathBuf::from("unused"))
+    }
+
+    /// The header block of a message, one string per field (folds kept).
+    fn fields(wire: &[u8]) -> Vec<String> {
+        let end = memchr::memmem::find(wire, b"\r\n\r\n").expect("header end");
+        let head = String::from_utf8_lossy(&wire[..end]).into_owned();
+        let mut out: Vec<String> = Vec::new();
+        for line in head.split("\r\n") {
+            match out.last_mut() {
+                Some(last) if line.starts_with([' ', '\t']) => {
+                    last.push_str("\r\n");
+                    last.push_str(line);
+                }
+                _ => out.push(line.to_string()),
+            }
+        }
+        out
+    }
+
+    fn field<'f>(fields: &'f [String], name: &str) -> Vec<&'f str> {
+        let prefix = format!("{name}: ");
+        fields
+            .iter()
+            .filter_map(|f| f.strip_prefix(&prefix))
+            .collect()
+    }
+
+    /// What a wave message shows: From domain, tenant id, injector /24, the relay it left by.
+    struct WaveFacts {
+        from_domain: String,
+        tenant: String,
+        injector_net: String,
+        relay: String,
+    }
+
+    fn wave_facts(m: &GenMessage) -> WaveFacts {
+        let f = fields(&m.wire);
+        let from = field(&f, "From")[0];
+        let from_domain = from
+            .rsplit_once('@')
+            .and_then(|(_, d)| d.strip_suffix('>'))
+            .expect("From address")
+            .to_string();
+        let tenant = field(&f, "X-MS-Exchange-CrossTenant-Id")[0].to_string();
+        let received = field(&f, "Received");
+        // The hop into the tenant: `from vps-N.host (a.b.c.d) by T.mail.protection.outlook.com`.
+        let into_m365 = received
+            .iter()
+            .find(|r| r.contains(".mail.protection.outlook.com "))
+            .expect("hop into M365");
+        let ip = into_m365
+            .split_once('(')
+            .and_then(|(_, r)| r.split_once(')'))
+            .expect("injector address")
+            .0;
+        let injector_net = ip.rsplit_once('.').expect("IPv4").0.to_string();
+        let out_of_m365 = received
+            .iter()
+            .find(|r| r.contains("outbound.protection.outlook.com"))
+            .expect("M365 outbound hop");
+        let relay = out_of_m365
+            .split(" by ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .expect("relay host")
+            .to_string();
+        WaveFacts {
+            from_domain,
+            tenant,
+            injector_net,
+            relay,
+        }
+    }
+
+    fn waves_of(msgs: &[GenMessage]) -> BTreeMap<&str, Vec<&GenMessage>> {
+        let mut waves: BTreeMap<&str, Vec<&GenMessage>> = BTreeMap::new();
+        for m in msgs.iter().filter(|m| m.campaign.starts_with("echo-")) {
+            waves.entry(m.campaign.as_str()).or_default().push(m);
+        }
+        waves
+    }
+
+    #[test]
+    fn wave_shape_follows_the_options() {
+        let mut o = opts(2_000, 7);
+        o.wave_brands = (6, 6);
+        o.wave_tenants = (12, 12);
+        o.wave_nets = (3, 3);
+        let (_, msgs) = sample(&o, fast_keys());
+        let legit: std::collections::BTreeSet<&str> =
+            BIG_BRANDS[..LEGIT_BRANDS].iter().map(|b| b.0).collect();
+        let waves = waves_of(&msgs);
+        assert_eq!(waves.len(), 3, "{:?}", waves.keys());
+        for (id, ms) in &waves {
+            assert!(ms.iter().all(|m| m.echospoof), "{id}");
+            let facts: Vec<WaveFacts> = ms.iter().map(|m| wave_facts(m)).collect();
+            let distinct = |get: fn(&WaveFacts) -> &str| {
+                facts
+                    .iter()
+                    .map(get)
+                    .collect::<std::collections::BTreeSet<_>>()
+            };
+            let brands = distinct(|f| &f.from_domain);
+            assert_eq!(brands.len(), 6, "{id}: {brands:?}");
+            assert_eq!(distinct(|f| &f.tenant).len(), 12, "{id}");
+            assert_eq!(distinct(|f| &f.injector_net).len(), 3, "{id}");
+            assert!(
+                brands.iter().any(|b| legit.contains(b)),
+                "{id}: spoofs a brand with its own mail"
+            );
+            // Each brand's messages go through that brand's own relay.
+            let mut relay_of: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+            for f in &facts {
+                relay_of.entry(&f.from_domain).or_default().insert(&f.relay);
+            }
+            assert!(
+                relay_of.values().all(|r| r.len() == 1),
+                "{id}: {relay_of:?}"
+            );
+        }
+        // No tenant or injector network is shared by two waves.
+        let mut seen = BTreeMap::new();
+        for (id, ms) in &waves {
+            for f in ms.iter().map(|m| wave_facts(m)) {
+                for key in [f.tenant, f.injector_net] {
+                    assert_eq!(*seen.entry(key).or_insert(*id), *id);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn default_waves_keep_their_shape_and_controls() {
+        let (world, msgs) = sample(&opts(2_000, 3), fast_keys());
+        let waves: Vec<&Stream> = world
+            .streams
+            .iter()
+            .filter(|s| s.kind == StreamKind::Echo)
+            .collect();
+        assert_eq!(waves.len(), 3);
+        assert_eq!(
+            waves.iter().map(|s| s.hrdp).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        for s in &waves {
+            assert!((1..=2).contains(&s.senders.len()), "{}", s.id);
+            assert!((2..=5).contains(&s.tenants.len()), "{}", s.id);
+            assert!((1..=2).contains(&s.nets.len()), "{}", s.id);
+            assert!((2..=3).contains(&s.landing.len()), "{}", s.id);
+        }
+        // The legit streams send mail as brands that the waves spoof.
+        let legit: std::collections::BTreeSet<&str> = msgs
+            .iter()
+            .filter(|m| m.campaign.starts_with("legit-"))
+            .map(|m| m.from_domain.as_str())
+            .collect();
+        assert_eq!(legit.len(), LEGIT_BRANDS);
+        for (id, ms) in waves_of(&msgs) {
+            assert!(
+                ms.iter().any(|m| legit.contains(m.from_domain.as_str())),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn wave_landings_rotate_in_time() {
+        let mut o = opts(2_000, 11);
+        o.wave_landings = (3, 3);
+        let (world, msgs) = sample(&o, fast_keys());
+        for s in world.streams.iter().filter(|s| s.kind == StreamKind::Echo) {
+            assert_eq!(s.landing.len(), 3);
+            // Per time slice: how many messages, how many link to the slice's own domain.
+            let mut per_slice = [(0usize, 0usize); 3];
+            for m in msgs.iter().filter(|m| m.campaign == s.id) {
+                // The Message-ID carries the signing time: `<token.TIME@domain>`.
+                let t: i64 = m.message_id[1..]
+                    .split(['.', '@'])
+                    .nth(1)
+                    .and_then(|t| t.parse().ok())
+                    .expect("time in Message-ID");
+                let body = String::from_utf8_lossy(&m.wire);
+                let used: Vec<usize> = (0..3)
+                    .filter(|&i| body.contains(&format!("https://{}/", s.landing[i])))
+                    .collect();
+                assert_eq!(used.len(), 1, "{}: one landing domain", s.id);
+                let slice = time_slice(s, t, 3);
+                per_slice[slice].0 += 1;
+                per_slice[slice].1 += usize::from(used[0] == slice);
+            }
+            for (i, (n, own)) in per_slice.iter().enumerate() {
+                assert!(*n >= 10, "{}: slice {i} has {n} messages", s.id);
+                assert!(
+                    *own as f64 >= 0.75 * *n as f64,
+                    "{}: slice {i}: {own} of {n} use domain {i}",
+                    s.id
+                );
+            }
+        }
+    }
+
+    /// Platform hosts linked in a message's text.
+    fn platforms_in<'w>(world: &'w World, m: &GenMessage) -> Vec<&'w str> {
+        let body = String::from_utf8_lossy(&m.wire);
+        world
+            .platforms
+            .iter()
+            .filter(|h| body.contains(&format!("https://{h}/")))
+            .map(String::as_str)
+            .collect()
+    }
+
+    #[test]
+    fn platform_share_sets_how_many_messages_link_to_platforms() {
+        let keys = fast_keys();
+        let mut o = opts(2_000, 5);
+        o.platform_share = 0.0;
+        let (world0, none) = sample(&o, copy_keys(&keys));
+        assert!(
+            none.iter()
+                .all(|m| m.platform.is_none() && platforms_in(&world0, m).is_empty())
+        );
+        o.platform_share = 0.15;
+        let (world, some) = sample(&o, keys);
+        assert_eq!(world.platforms, world0.platforms);
+        let mut with = 0;
+        let mut streams = std::collections::BTreeSet::new();
+        for (m, m0) in some.iter().zip(&none) {
+            let found = platforms_in(&world, m);
+            assert_eq!(found, m.platform.as_deref().into_iter().collect::<Vec<_>>());
+            if m.platform.is_some() {
+                with += 1;
+                streams.insert(m.campaign.clone());
+            } else {
+                // The share changes nothing else.
+                assert_eq!(m.wire, m0.wire);
+            }
+        }
+        let share = with as f64 / some.len() as f64;
+        assert!((0.10..=0.20).contains(&share), "share {share}");
+        assert!(
+            streams.len() > 8,
+            "platform links in many streams: {streams:?}"
+        );
+        // Three distinct registrable domains, none like the well-known shared hosts.
+        let [a, b, c] = &world.platforms;
+        assert!(a.ends_with(".link") && b.starts_with("t.") && c.starts_with("img."));
+        assert!(c.ends_with("-cdn.com"));
+        let orgs: std::collections::BTreeSet<&str> = world
+            .platforms
+            .iter()
+            .map(|h| h.trim_start_matches("t.").trim_start_matches("img."))
+            .collect();
+        assert_eq!(orgs.len(), 3);
+    }
+
+    #[test]
+    fn same_seed_gives_identical_bytes() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let mut o = GenerateOptions::new(300, 99, a.path().to_path_buf());
+        o.only = Some(KeyKind::Ed25519);
+        o.wave_brands = (2, 4);
+        o.wave_tenants = (3, 8);
+        o.platform_share = 0.2;
+        generate(&o).unwrap();
+        generate(&GenerateOptions {
+            out: b.path().to_path_buf(),
+            keys_from: Some(a.path().to_path_buf()),
+            ..o.clone()
+        })
+        .unwrap();
+        for file in [
+            "corpus.mbox",
+            "truth.csv",
+            "messages-truth.csv",
+            "keys.zone",
+        ] {
+            let x = std::fs::read(a.path().join(file)).unwrap();
+            let y = std::fs::read(b.path().join(file)).unwrap();
+            assert!(x == y, "{file} differs");
+        }
+        let truth = std::fs::read_to_string(a.path().join("messages-truth.csv")).unwrap();
+        assert!(truth.starts_with(
+            "message_index,mbox_offset,message_id,from_domain,dkim_expected,campaign,echospoof,platform\n"
+        ));
+        assert!(truth.lines().skip(1).any(|l| !l.ends_with(',')));
+    }
+
+    #[test]
+    fn count_ranges_and_limits() {
+        assert_eq!(parse_count_range("2-5"), Ok((2, 5)));
+        assert_eq!(parse_count_range("6"), Ok((6, 6)));
+        assert!(parse_count_range("5-2").is_err());
+        assert!(parse_count_range("x").is_err());
+        assert!(parse_count_range("1-").is_err());
+        let ok = opts(10, 1);
+        assert!(ok.check().is_ok());
+        for bad in [
+            GenerateOptions {
+                wave_brands: (1, BIG_BRAND_COUNT + 1),
+                ..ok.clone()
+            },
+            GenerateOptions {
+                wave_tenants: (0, 3),
+                ..ok.clone()
+            },
+            GenerateOptions {
+                platform_share: 1.5,
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
     }
 }

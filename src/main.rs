@@ -47,7 +47,10 @@ enum Command {
     /// --received).
     Scan(ScanArgs),
     /// Write a synthetic, DKIM-signed spam-trap corpus with its truth: corpus.mbox, keys.zone,
-    /// keys.private, truth.csv (one row per signature) and messages-truth.csv.
+    /// keys.private, truth.csv (one row per signature) and messages-truth.csv (one row per
+    /// message: campaign, echospoof, platform). Spam campaigns, relay-abuse (EchoSpoofing) waves
+    /// whose shape is set by the --wave-* options, the spoofed brands' own mail, one-off noise,
+    /// and links to three shared platforms (--platform-share).
     Generate(GenerateArgs),
 }
 
@@ -68,6 +71,30 @@ struct GenerateArgs {
     /// Make every key of one kind: rsa-1024, rsa-2048 or ed25519 (for benchmarks).
     #[arg(long, value_name = "KIND", value_parser = parse_key_kind)]
     key_kind: Option<mailcensus::generate::KeyKind>,
+    /// Number of relay-abuse (EchoSpoofing) waves [default: 3].
+    #[arg(long, value_name = "N")]
+    waves: Option<usize>,
+    /// Brands each wave spoofs, drawn per wave from MIN-MAX (or N for exactly N; at most 12);
+    /// each message goes through the relay of the brand in its From [default: 1-2].
+    #[arg(long, value_name = "MIN-MAX", value_parser = mailcensus::generate::parse_count_range)]
+    wave_brands: Option<(usize, usize)>,
+    /// Attacker Microsoft 365 tenants per wave, MIN-MAX or N (at most 200) [default: 2-5].
+    #[arg(long, value_name = "MIN-MAX", value_parser = mailcensus::generate::parse_count_range)]
+    wave_tenants: Option<(usize, usize)>,
+    /// Injector /24 networks (the VPS first hop) per wave, MIN-MAX or N (at most 100)
+    /// [default: 1-2].
+    #[arg(long, value_name = "MIN-MAX", value_parser = mailcensus::generate::parse_count_range)]
+    wave_nets: Option<(usize, usize)>,
+    /// Landing domains per wave, MIN-MAX or N (at most 50); they rotate: the wave's time window
+    /// is cut into one slice per domain and 85% of a slice's messages link to its domain
+    /// [default: 2-3].
+    #[arg(long, value_name = "MIN-MAX", value_parser = mailcensus::generate::parse_count_range)]
+    wave_landings: Option<(usize, usize)>,
+    /// Share of messages (0 to 1, of every stream, unevenly: each stream uses 0.5-1.5 times it)
+    /// that link to one of three shared platforms (link shortener, click tracker, image CDN);
+    /// 0 for none [default: 0.1].
+    #[arg(long, value_name = "F")]
+    platform_share: Option<f64>,
     /// No summary on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -167,13 +194,17 @@ fn main() -> ExitCode {
 }
 
 fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
-    let opts = mailcensus::generate::GenerateOptions {
-        messages: args.messages,
-        seed: args.seed,
-        out: args.out.clone(),
-        keys_from: args.keys_from,
-        only: args.key_kind,
-    };
+    // Unset knobs keep the defaults of GenerateOptions::new.
+    let mut opts =
+        mailcensus::generate::GenerateOptions::new(args.messages, args.seed, args.out.clone());
+    opts.keys_from = args.keys_from;
+    opts.only = args.key_kind;
+    opts.waves = args.waves.unwrap_or(opts.waves);
+    opts.wave_brands = args.wave_brands.unwrap_or(opts.wave_brands);
+    opts.wave_tenants = args.wave_tenants.unwrap_or(opts.wave_tenants);
+    opts.wave_nets = args.wave_nets.unwrap_or(opts.wave_nets);
+    opts.wave_landings = args.wave_landings.unwrap_or(opts.wave_landings);
+    opts.platform_share = args.platform_share.unwrap_or(opts.platform_share);
     let r = mailcensus::generate::generate(&opts)?;
     if !args.quiet {
         let counts: Vec<String> = r.expected.iter().map(|(k, v)| format!("{k} {v}")).collect();

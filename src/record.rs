@@ -138,7 +138,6 @@ pub struct RowWriter<'o> {
     /// Hop classification rules; `None` when campaigns and relay abuse are off.
     rules: Option<&'o Rules>,
     landing: Vec<String>,
-    text: String,
     decoded: Vec<u8>,
     /// Verification time for `VerifyAt::Now`: the start of the run, the same for every message.
     now: i64,
@@ -172,7 +171,6 @@ impl<'o> RowWriter<'o> {
             verifier,
             rules: None,
             landing: Vec::new(),
-            text: String::new(),
             decoded: Vec::new(),
             now,
             wire: Vec::new(),
@@ -639,35 +637,44 @@ impl<'o> RowWriter<'o> {
 
         let keys_start = self.out.fact_keys.len();
         let keys = &mut self.out.fact_keys;
-        evidence::body_landing_domains(
-            body,
-            h.content_type,
-            h.content_transfer_encoding,
-            &from_org,
-            &mut self.decoded,
-            &mut self.landing,
-        );
-        if let Some(v) = h.list_unsubscribe {
-            evidence::add_landing_domains(v, &from_org, &mut self.landing);
-        }
-        for d in &self.landing {
-            keys.push(key(b'L', d.as_bytes()));
+        if let Some(list) = h.list_id.and_then(evidence::list_identity) {
+            // Redistributed by a mailing list: the list is what sent it to the trap, and the
+            // links in it are the list's footer or the poster's discussion, not a campaign's.
+            keys.push(key(b'I', list.as_bytes()));
+        } else {
+            evidence::body_landing_domains(
+                body,
+                h.content_type,
+                h.content_transfer_encoding,
+                &from_org,
+                &mut self.decoded,
+                &mut self.landing,
+            );
+            if let Some(v) = h.list_unsubscribe {
+                evidence::add_landing_domains(v, &from_org, &mut self.landing);
+            }
+            for d in &self.landing {
+                keys.push(key(b'L', d.as_bytes()));
+            }
         }
         if tenant != 0 {
             keys.push(tenant);
         }
-        let family = if from_domain.is_empty() {
-            0
-        } else {
-            evidence::sender_family(&from_domain, &mut self.text);
-            key(b'F', self.text.as_bytes())
-        };
-        let origin = classify::origin_ip(hops);
+        let origin_hop = hops
+            .iter()
+            .rev()
+            .find(|h| h.ip.as_ref().is_some_and(classify::received::is_public));
+        let origin = origin_hop.and_then(|h| h.ip);
         let mut origin_net = 0;
-        if let Some(ip) = origin {
+        if let (Some(ip), Some(hop)) = (origin, origin_hop) {
             origin_net = evidence::network_key(&ip);
-            // Shared infrastructure (Microsoft, gateways, mailbox providers) links nothing.
-            if rules.ip(&ip).is_none() {
+            // Shared infrastructure (Microsoft, gateways, mailbox providers), known by its
+            // address or by the name it gave, links nothing.
+            let named_shared = [hop.from_rdns, hop.from_host]
+                .into_iter()
+                .flatten()
+                .any(|name| rules.host(name).is_some());
+            if rules.ip(&ip).is_none() && !named_shared {
                 keys.push(origin_net);
             }
         }
@@ -700,7 +707,6 @@ impl<'o> RowWriter<'o> {
             } else {
                 key(b'B', from_org.as_bytes())
             },
-            family,
             tenant,
             from_domain: if from_domain.is_empty() {
                 0

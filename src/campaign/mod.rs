@@ -6,18 +6,23 @@
 //! `messages.csv` columns (`relay_abuse`, `relay_abuse_reasons`, `campaign`), `campaigns.csv`,
 //! `timeline.csv` and `timeline.svg`.
 //!
-//! **Method.** Messages are linked when they share an evidence key (landing domain, tenant,
-//! origin network), in two stages: within one sender family (the first word of the From
-//! domain: campaigns rotate `deals-12.top`, `deals-news.xyz`, ...) any shared key links; groups
-//! of different families merge only when [`MIN_SHARED_KEYS`] or more keys join them (a wave
-//! spoofing two brands from the same tenants, networks and landing hosts), so one news site
-//! linked from two mailing lists does not chain them. A campaign is a connected group of at least
-//! [`MIN_CAMPAIGN_MESSAGES`] messages (union-find over the keys).
-//! A key seen with [`UBIQUITOUS_FAMILIES`] or more sender domain families (From organizational
-//! domains with digit runs normalised: `deals-12.top` and `deals-7.xyz` are one family) is
-//! shared infrastructure and links nothing. The campaign id is the smallest key hash in the group, in hex: it depends only
-//! on which messages are in the group, not on their order or the thread count, and the same
-//! campaign gets the same id in another corpus that holds the same evidence.
+//! **Method** (in full, with its parameters and why each has its value, in `docs/campaigns.md`).
+//! Messages are linked by the evidence keys they share (landing domains and link addresses,
+//! Microsoft 365 tenants, origin networks; [`crate::classify::evidence`]). A key seen in one
+//! message links nothing. Two keys are joined when they occur together more often than chance
+//! would put them together (a Poisson test against independence, corrected for the number of
+//! pairs tested): an actor's tenants, injector networks and landing domains travel together, while
+//! a shortener, a tracker or a CDN appears with every campaign in proportion to its size. A key
+//! that still alone joins two parts of the graph that each stand on their own is a shared
+//! platform and is taken out. A message then belongs to the group of its most specific key that
+//! speaks for that group (its messages are not mostly claimed by another operation's corroborated
+//! evidence, and, for an origin network or a tenant, its messages without other evidence do not
+//! come from several independent sender organizations: a webmail's outgoing network). A campaign is a group of at
+//! least [`MIN_CAMPAIGN_MESSAGES`] messages. Sender domains play no part: a wave spoofing six
+//! brands is linked by what the actor controls, and forged From domains cannot split a campaign.
+//! The campaign id is the smallest key of the group, in hex: it depends only on the evidence,
+//! not on input order or the thread count, and the same campaign gets the same id in another
+//! corpus that holds the same evidence.
 //!
 //! **Relay abuse** (the EchoSpoofing pattern, in general form): a From-aligned DKIM pass, a path
 //! through Microsoft 365 followed by a secure email gateway (or an address in Microsoft's
@@ -29,13 +34,14 @@
 //! **Memory** grows with the number of distinct evidence keys and campaigns, not with messages:
 //! per-message facts go to a temporary file beside the output (about 150 bytes a message: hashes,
 //! keys, the From domain and the subject) and are read back in order; distinct counts per campaign
-//! are exact up to 4,096 values and a HyperLogLog sketch beyond ([`distinct`]).
+//! are exact up to 4,096 values and a HyperLogLog sketch beyond ([`distinct`]). The linking
+//! keeps one count per key seen twice or more and one per pair of such keys seen together.
 //!
-//! **Passes** once the corpus is read: linking within families (in input order), the tally of
-//! keys joining groups (chunks of 2,048 messages in parallel, merged), then the final rows
-//! (chunks in parallel, written in order) while the campaign counters run as one task per share
-//! of the campaigns, each seeing its campaigns' messages in input order: the result is the same
-//! for any number of threads.
+//! **Passes** once the corpus is read, each over chunks of 2,048 messages in parallel with
+//! tallies merged by sums: which keys occur together, whom each key speaks for, how large each
+//! group is; then the final rows (chunks in parallel, written in order) while the campaign
+//! counters run as one task per share of the campaigns, each seeing its campaigns' messages in
+//! input order: the result is the same for any number of threads.
 //!
 //! **Merging.** Everything kept per key and per brand is a count or a set union, so the state of
 //! two workers or two machines folds into the same answer in any order.
@@ -54,43 +60,48 @@ use crate::classify::relay::{RelayEvidence, bits};
 use crate::output::{OutputError, PendingFile};
 use crate::record::UnitOutput;
 use distinct::Distinct;
-use link::{FamilyMerger, Linker};
+use link::{Evidence, KeyTable, OwnershipTally, PairTally};
 
 /// Groups smaller than this are not campaigns (their messages get `-`).
 pub const MIN_CAMPAIGN_MESSAGES: u64 = 3;
-/// A key seen with this many distinct sender domain families links nothing: it is shared
-/// infrastructure (a URL rewriter, a hosting network, the trap's own tenant), not a campaign's.
-pub const UBIQUITOUS_FAMILIES: usize = 3;
-/// Groups of different sender families merge when this many keys join them.
-pub const MIN_SHARED_KEYS: u32 = 2;
-/// A key joining more groups than this is shared infrastructure for the second stage.
-const MAX_GROUPS_PER_KEY: usize = 8;
+pub use link::FAMILY_ERROR;
+/// A campaign is reported as a relay-abuse wave when more than this share of its messages are
+/// relay abuse (a majority: the wave is what most of its mail is).
+pub const WAVE_SHARE: f64 = 0.5;
 /// A tenant carrying less than this share of a brand's Microsoft 365 mail is "rare" for it.
 pub const BASELINE_SHARE: f64 = 0.10;
 /// A brand needs this many Microsoft 365 messages before its baseline says anything.
 pub const BASELINE_MIN_MESSAGES: u32 = 10;
 
 /// Columns of `campaigns.csv`.
-pub const CAMPAIGN_COLUMNS: [&str; 18] = [
+pub const CAMPAIGN_COLUMNS: [&str; 23] = [
     "campaign",
+    "kind",
     "messages",
     "first_seen",
     "last_seen",
     "peak_day",
     "peak_day_messages",
-    "origin_ips",
-    "origin_nets",
-    "recipients",
+    "brands",
+    "top_brands",
     "from_domains",
     "top_from_domains",
+    "tenants",
+    "origin_ips",
+    "origin_nets",
+    "landing_domains",
+    "recipients",
     "dkim_pass",
     "dkim_fail",
     "dkim_none",
     "aligned_pass",
     "relay_abuse",
-    "tenants",
+    "relay_abuse_share",
     "example_subject",
 ];
+
+/// Columns of [`CAMPAIGN_COLUMNS`] that hold free text (guarded against spreadsheet formulas).
+const CAMPAIGN_TEXT_COLUMNS: [usize; 3] = [8, 10, 22];
 
 /// Columns of `timeline.csv`.
 pub const TIMELINE_COLUMNS: [&str; 4] = ["day", "campaign", "messages", "relay_abuse"];
@@ -118,8 +129,6 @@ pub struct MessageFacts {
     pub relay: RelayEvidence,
     /// From organizational domain.
     pub brand: u64,
-    /// Sender domain family ([`crate::classify::evidence::sender_family`]).
-    pub family: u64,
     /// Tenant (CrossTenant-Id).
     pub tenant: u64,
     /// From domain (its text is in the unit's `fact_text`).
@@ -138,16 +147,6 @@ pub struct MessageFacts {
 use distinct::KeyHasher;
 
 type KeyMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
-type KeySet<K> = HashSet<K, std::hash::BuildHasherDefault<KeyHasher>>;
-
-/// Per-key knowledge gathered while the corpus streams by.
-#[derive(Debug, Default)]
-struct KeyInfo {
-    /// Distinct sender domain families seen with the key: the first
-    /// [`UBIQUITOUS_FAMILIES`], of which `seen` are filled.
-    families: [u64; UBIQUITOUS_FAMILIES],
-    seen: u8,
-}
 
 /// The corpus-wide campaign and baseline state; fed unit by unit in input order.
 pub struct Grouping {
@@ -159,7 +158,8 @@ pub struct Grouping {
     rows_bytes: u64,
     /// Where every [`CHUNK_MESSAGES`] messages begin, for the parallel passes of `finish`.
     chunks: Vec<ChunkStart>,
-    keys: KeyMap<u64, KeyInfo>,
+    /// Messages carrying each key.
+    keys: KeyMap<u64, u32>,
     baseline: Baseline,
 }
 
@@ -235,6 +235,9 @@ struct CampaignStats {
     recipients: Distinct,
     from_domains: Distinct,
     top_from: TopCounts,
+    brands: Distinct,
+    top_brands: TopCounts,
+    landing: Distinct,
     dkim: [u64; 3],
     aligned_pass: u64,
     relay_abuse: u64,
@@ -243,8 +246,9 @@ struct CampaignStats {
 }
 
 impl CampaignStats {
-    /// Count one message of the campaign.
-    fn add(&mut self, r: &Record, day: Option<i64>, abuse: bool, from_text: &[u8]) {
+    /// Count one message of the campaign: its facts, its keys, whether it is relay abuse and its
+    /// From domain.
+    fn add(&mut self, r: &Record, keys: &[u64], day: Option<i64>, abuse: bool, from_text: &[u8]) {
         self.messages += 1;
         if r.at != i64::MIN {
             self.first_seen = Some(self.first_seen.map_or(r.at, |t| t.min(r.at)));
@@ -260,7 +264,19 @@ impl CampaignStats {
         self.recipients.insert(r.recipient);
         self.from_domains.insert(r.from_domain);
         if r.from_domain != 0 {
-            self.top_from.add(r.from_domain, from_text);
+            self.top_from
+                .add(r.from_domain, || String::from_utf8_lossy(from_text).into());
+        }
+        self.brands.insert(r.brand);
+        if r.brand != 0 {
+            self.top_brands.add(r.brand, || {
+                crate::auth::organizational_domain(&String::from_utf8_lossy(from_text)).into()
+            });
+        }
+        for &k in keys {
+            if k != r.tenant && k != r.origin_net {
+                self.landing.insert(k);
+            }
         }
         self.dkim[usize::from(r.dkim.min(2))] += 1;
         self.aligned_pass += u64::from(r.aligned);
@@ -275,34 +291,82 @@ impl CampaignStats {
             .iter()
             .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(a.0)))
             .map_or((None, 0), |(d, (n, _))| (Some(*d), *n));
-        let top_text = self
-            .top_from
-            .top(3)
-            .iter()
-            .map(|(name, n)| format!("{name}:{n}"))
-            .collect::<Vec<_>>()
-            .join(" ");
         vec![
             self.id.clone(),
+            self.kind().to_string(),
             self.messages.to_string(),
             self.first_seen.map(rfc3339).unwrap_or_default(),
             self.last_seen.map(rfc3339).unwrap_or_default(),
             peak_day.map(day_text).unwrap_or_default(),
             peak.to_string(),
+            self.brands.count().to_string(),
+            top_text(&self.top_brands, TOP_BRANDS),
+            self.from_domains.count().to_string(),
+            top_text(&self.top_from, TOP_FROM_DOMAINS),
+            self.tenants.count().to_string(),
             self.origin_ips.count().to_string(),
             self.origin_nets.count().to_string(),
+            self.landing.count().to_string(),
             self.recipients.count().to_string(),
-            self.from_domains.count().to_string(),
-            top_text,
             self.dkim[1].to_string(),
             self.dkim[2].to_string(),
             self.dkim[0].to_string(),
             self.aligned_pass.to_string(),
             self.relay_abuse.to_string(),
-            self.tenants.count().to_string(),
+            format!("{:.3}", self.relay_abuse_share()),
             self.example_subject.clone(),
         ]
     }
+
+    fn relay_abuse_share(&self) -> f64 {
+        self.relay_abuse as f64 / self.messages.max(1) as f64
+    }
+
+    /// `relay-abuse-wave` when most of the campaign is relay abuse, else `campaign`.
+    fn kind(&self) -> &'static str {
+        if self.relay_abuse_share() > WAVE_SHARE {
+            "relay-abuse-wave"
+        } else {
+            "campaign"
+        }
+    }
+
+    /// The campaign as summary.json and the end-of-run lines name it.
+    fn summary(&self) -> LargestCampaign {
+        LargestCampaign {
+            campaign: self.id.clone(),
+            kind: self.kind(),
+            messages: self.messages,
+            relay_abuse: self.relay_abuse,
+            brands: self
+                .top_brands
+                .top(TOP_BRANDS)
+                .into_iter()
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            tenants: self.tenants.count(),
+            origin_nets: self.origin_nets.count(),
+            landing_domains: self.landing.count(),
+            first_seen: self.first_seen.map(rfc3339).unwrap_or_default(),
+            last_seen: self.last_seen.map(rfc3339).unwrap_or_default(),
+            example_subject: self.example_subject.clone(),
+        }
+    }
+}
+
+/// Brands named in `top_brands` (and per wave in summary.json).
+const TOP_BRANDS: usize = 8;
+/// From domains named in `top_from_domains`.
+const TOP_FROM_DOMAINS: usize = 3;
+
+/// `name:count` of the `n` commonest, space-separated.
+fn top_text(counts: &TopCounts, n: usize) -> String {
+    counts
+        .top(n)
+        .iter()
+        .map(|(name, count)| format!("{name}:{count}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What the grouping found, for summary.json and the end-of-run lines.
@@ -312,15 +376,32 @@ pub struct CampaignReport {
     pub messages_in_campaigns: u64,
     pub relay_abuse: u64,
     pub relay_abuse_candidates: u64,
-    /// The largest campaigns: id, messages, relay-abuse messages, example subject.
+    /// Campaigns most of whose messages are relay abuse.
+    pub relay_abuse_waves: u64,
+    /// Evidence keys found to be shared platforms (they link nothing).
+    pub shared_platforms: u64,
+    /// The relay-abuse waves, largest first (at most [`REPORTED_WAVES`]).
+    pub waves: Vec<LargestCampaign>,
+    /// The largest other campaigns (at most 10).
     pub largest: Vec<LargestCampaign>,
 }
 
+/// Relay-abuse waves listed in summary.json at most.
+pub const REPORTED_WAVES: usize = 100;
+
+/// One campaign as summary.json names it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LargestCampaign {
     pub campaign: String,
+    /// `relay-abuse-wave` or `campaign`.
+    pub kind: &'static str,
     pub messages: u64,
     pub relay_abuse: u64,
+    /// Its commonest From organizations.
+    pub brands: Vec<String>,
+    pub tenants: u64,
+    pub origin_nets: u64,
+    pub landing_domains: u64,
     pub first_seen: String,
     pub last_seen: String,
     pub example_subject: String,
@@ -333,7 +414,7 @@ pub struct GroupOutput {
 }
 
 /// Bytes of a facts record before its keys.
-const RECORD_FIXED: usize = 80;
+const RECORD_FIXED: usize = 72;
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> OutputError + '_ {
     move |source| OutputError::Write {
@@ -381,15 +462,8 @@ impl Grouping {
             self.side_file.write_all(subject)?;
             for k in keys {
                 self.side_file.write_all(&k.to_le_bytes())?;
-                let info = self.keys.entry(*k).or_default();
-                let seen = usize::from(info.seen);
-                if f.family != 0
-                    && seen < UBIQUITOUS_FAMILIES
-                    && !info.families[..seen].contains(&f.family)
-                {
-                    info.families[seen] = f.family;
-                    info.seen += 1;
-                }
+                let n = self.keys.entry(*k).or_default();
+                *n = n.saturating_add(1);
             }
             self.facts_bytes +=
                 (RECORD_FIXED + from_text.len() + subject.len() + 8 * keys.len()) as u64;
@@ -436,82 +510,57 @@ impl Grouping {
         let read_facts = |c: &Chunk| scratch_range(&facts, &facts_path, &c.facts);
         let ahead = 2 * pool.current_num_threads() + 1;
 
-        let ubiquitous: KeySet<u64> = self
-            .keys
-            .iter()
-            .filter(|(_, i)| usize::from(i.seen) >= UBIQUITOUS_FAMILIES)
-            .map(|(k, _)| *k)
-            .collect();
+        // The keys seen twice or more, numbered in key order.
+        let table = KeyTable::new(self.keys.iter().map(|(&k, &n)| (k, n)));
         self.keys = KeyMap::default();
-        // Stage one, in input order: link messages of the same sender family through their
-        // shared keys.
-        let mut linker = Linker::new(ubiquitous);
-        for c in &chunks {
-            let buf = read_facts(c)?;
-            for_each_record(buf, &facts_path, |r, keys, _, _| {
-                linker.link_within_family(r.family, keys);
-            })?;
-        }
-        linker.flatten();
-        // Stage two: groups of different families merge when at least [`MIN_SHARED_KEYS`] keys
-        // join them (one shared news site or URL shortener is chance; several landing hosts,
-        // networks and tenants are one operation). Tallied per chunk in parallel.
-        let mut merger = FamilyMerger::default();
-        let mut stage_one_size: KeyMap<u32, u64> = KeyMap::default();
-        let mut failure: Option<OutputError> = None;
-        parallel::in_order(
+        let pass = Pass {
             pool,
-            chunks.len(),
+            chunks: &chunks,
             ahead,
-            |i| -> Result<(FamilyMerger, KeyMap<u32, u64>), OutputError> {
-                let buf = read_facts(&chunks[i])?;
-                let mut tally = FamilyMerger::default();
-                let mut sizes: KeyMap<u32, u64> = KeyMap::default();
-                for_each_record(buf, &facts_path, |r, keys, _, _| {
-                    if let Some(g) = linker.group_of(r.family, keys) {
-                        tally.add(&linker, g, keys);
-                        *sizes.entry(g).or_default() += 1;
-                    }
-                })?;
-                Ok((tally, sizes))
+            facts_path: &facts_path,
+            read: &read_facts,
+        };
+        // Which keys occur together; then the association graph without shared platforms.
+        let pairs = pass.tally(
+            |t: &mut PairTally, _, keys| t.add(&table, keys),
+            PairTally::merge,
+        )?;
+        let mut evidence = Evidence::build(table, &pairs);
+        drop(pairs);
+        // Whom each key speaks for.
+        let ownership = pass.tally(
+            |t: &mut OwnershipTally, r, keys| {
+                t.add(&evidence, keys, [r.tenant, r.origin_net], r.brand)
             },
-            |tallied| match tallied {
-                Ok((tally, sizes)) => {
-                    merger.merge(tally);
-                    for (g, n) in sizes {
-                        *stage_one_size.entry(g).or_default() += n;
-                    }
-                    true
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    false
+            OwnershipTally::merge,
+        )?;
+        evidence.settle(ownership);
+        // How many messages each group holds.
+        let group_size = pass.tally(
+            |sizes: &mut KeyMap<u32, u64>, _, keys| {
+                if let Some(g) = evidence.place(keys) {
+                    *sizes.entry(g).or_default() += 1;
                 }
             },
-        );
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        for (a, b) in merger.joins() {
-            linker.join(a, b);
-        }
-        linker.flatten();
-        let mut group_size: KeyMap<u32, u64> = KeyMap::default();
-        for (g, n) in stage_one_size {
-            *group_size.entry(linker.root(g)).or_default() += n;
-        }
+            |sizes, other| {
+                for (g, n) in other {
+                    *sizes.entry(g).or_default() += n;
+                }
+            },
+        )?;
 
         // Final pass. Rows: chunks in parallel, written in order. Campaign counters: one task
         // per share of the campaigns (by group), each reading the whole corpus in input order
         // and counting only its own campaigns, so every campaign is counted exactly as one
         // sequential pass would (its example subject is its first message's, its From domain
         // summary sees the messages in order) whatever the number of threads.
+        let mut failure: Option<OutputError> = None;
         let mut messages_file = PendingFile::create(dir, "messages.csv")?;
         messages_file.write_all(header)?;
         let mut outside: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
         let mut report = CampaignReport::default();
         let decide = Decide {
-            linker: &linker,
+            evidence: &evidence,
             group_size: &group_size,
             baseline: &self.baseline,
         };
@@ -608,17 +657,20 @@ impl Grouping {
         let mut svg_file = PendingFile::create(dir, "timeline.svg")?;
         svg_file.write_all(chart::render(&series).as_bytes())?;
 
+        let is_wave = |c: &&CampaignStats| c.kind() == "relay-abuse-wave";
+        report.relay_abuse_waves = campaigns.iter().filter(is_wave).count() as u64;
+        report.shared_platforms = evidence.platforms() as u64;
+        report.waves = campaigns
+            .iter()
+            .filter(is_wave)
+            .take(REPORTED_WAVES)
+            .map(CampaignStats::summary)
+            .collect();
         report.largest = campaigns
             .iter()
+            .filter(|c| !is_wave(c))
             .take(10)
-            .map(|c| LargestCampaign {
-                campaign: c.id.clone(),
-                messages: c.messages,
-                relay_abuse: c.relay_abuse,
-                first_seen: c.first_seen.map(rfc3339).unwrap_or_default(),
-                last_seen: c.last_seen.map(rfc3339).unwrap_or_default(),
-                example_subject: c.example_subject.clone(),
-            })
+            .map(CampaignStats::summary)
             .collect();
         // The facts file is scratch: dropping it removes it.
         drop(self.side_file);
@@ -629,9 +681,59 @@ impl Grouping {
     }
 }
 
+/// One pass over the facts file: chunks on the pool, tallies merged in chunk order.
+struct Pass<'a, R> {
+    pool: &'a rayon::ThreadPool,
+    chunks: &'a [Chunk],
+    ahead: usize,
+    facts_path: &'a Path,
+    read: &'a R,
+}
+
+impl<'a, R> Pass<'a, R>
+where
+    R: Fn(&Chunk) -> Result<&'a [u8], OutputError> + Sync,
+{
+    /// Tally every message with `each` (one tally per chunk, in parallel) and fold the chunks'
+    /// tallies together with `merge`, in chunk order.
+    fn tally<T: Send + Default>(
+        &self,
+        each: impl Fn(&mut T, &Record, &[u64]) + Sync,
+        mut merge: impl FnMut(&mut T, T),
+    ) -> Result<T, OutputError> {
+        let mut total = T::default();
+        let mut failure = None;
+        parallel::in_order(
+            self.pool,
+            self.chunks.len(),
+            self.ahead,
+            |i| -> Result<T, OutputError> {
+                let buf = (self.read)(&self.chunks[i])?;
+                let mut t = T::default();
+                for_each_record(buf, self.facts_path, |r, keys, _, _| each(&mut t, r, keys))?;
+                Ok(t)
+            },
+            |tallied| match tallied {
+                Ok(t) => {
+                    merge(&mut total, t);
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            },
+        );
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+}
+
 /// What the final pass needs, shared read-only by the chunks.
 struct Decide<'a> {
-    linker: &'a Linker,
+    evidence: &'a Evidence,
     group_size: &'a KeyMap<u32, u64>,
     baseline: &'a Baseline,
 }
@@ -663,9 +765,9 @@ impl Decide<'_> {
     }
 
     /// The message's campaign (its group, when the group is large enough).
-    fn campaign(&self, r: &Record, keys: &[u64]) -> Option<u32> {
-        self.linker
-            .group_of(r.family, keys)
+    fn campaign(&self, keys: &[u64]) -> Option<u32> {
+        self.evidence
+            .place(keys)
             .filter(|g| self.group_size.get(g).copied().unwrap_or(0) >= MIN_CAMPAIGN_MESSAGES)
     }
 
@@ -696,7 +798,7 @@ impl Decide<'_> {
             let (relay, abuse) = self.relay(r);
             d.candidates += u64::from(relay.is_candidate());
             d.relay_abuse += u64::from(abuse);
-            let campaign = self.campaign(r, keys);
+            let campaign = self.campaign(keys);
             if campaign.is_none() && r.at != i64::MIN {
                 let e = d.outside.entry(r.at.div_euclid(86_400)).or_default();
                 e.0 += 1;
@@ -709,7 +811,7 @@ impl Decide<'_> {
             relay.write_reasons(out);
             out.push(b',');
             match campaign {
-                Some(g) => push_id(out, self.linker.id_key(g)),
+                Some(g) => push_id(out, self.evidence.id_key(g)),
                 None => out.push(b'-'),
             }
             out.push(b'\n');
@@ -748,7 +850,7 @@ impl<'a> CampaignCounter<'a> {
     /// Count the messages of one chunk of facts.
     fn chunk(&mut self, facts: &[u8], facts_path: &Path) -> Result<(), OutputError> {
         for_each_record(facts, facts_path, |r, keys, from_text, subject| {
-            let Some(g) = self.decide.campaign(r, keys) else {
+            let Some(g) = self.decide.campaign(keys) else {
                 return;
             };
             if g % self.shares != self.share {
@@ -758,7 +860,7 @@ impl<'a> CampaignCounter<'a> {
             let campaigns = &mut self.campaigns;
             let c = *self.index.entry(g).or_insert_with(|| {
                 let mut id = Vec::with_capacity(16);
-                push_id(&mut id, self.decide.linker.id_key(g));
+                push_id(&mut id, self.decide.evidence.id_key(g));
                 campaigns.push(CampaignStats {
                     id: String::from_utf8(id).unwrap_or_default(),
                     example_subject: String::from_utf8_lossy(subject).into_owned(),
@@ -767,7 +869,7 @@ impl<'a> CampaignCounter<'a> {
                 campaigns.len() - 1
             });
             let day = (r.at != i64::MIN).then(|| r.at.div_euclid(86_400));
-            campaigns[c].add(r, day, abuse, from_text);
+            campaigns[c].add(r, keys, day, abuse, from_text);
         })
     }
 }
@@ -818,12 +920,12 @@ struct TopCounts {
 const TOP_COUNTERS: usize = 256;
 
 impl TopCounts {
-    fn add(&mut self, hash: u64, name: &[u8]) {
+    /// Count one value; `name` gives its text when the value gets a counter.
+    fn add(&mut self, hash: u64, name: impl FnOnce() -> Box<str>) {
         if let Some(c) = self.counters.iter_mut().find(|c| c.0 == hash) {
             c.1 += 1;
         } else if self.counters.len() < TOP_COUNTERS {
-            self.counters
-                .push((hash, 1, String::from_utf8_lossy(name).into()));
+            self.counters.push((hash, 1, name()));
         } else {
             for c in &mut self.counters {
                 c.1 -= 1;
@@ -864,7 +966,6 @@ fn timeline_csv(campaigns: &[CampaignStats], outside: &BTreeMap<i64, (u64, u64)>
 
 /// One decoded fixed record of the facts file.
 struct Record {
-    family: u64,
     row_len: u32,
     at: i64,
     dkim: u8,
@@ -897,7 +998,6 @@ impl Record {
         rec[18..20].copy_from_slice(&(text_len as u16).to_le_bytes());
         rec[20..22].copy_from_slice(&(subject_len as u16).to_le_bytes());
         for (i, v) in [
-            f.family,
             f.brand,
             f.tenant,
             f.from_domain,
@@ -921,13 +1021,12 @@ impl Record {
             dkim: rec[12],
             aligned: rec[13] != 0,
             bits: u16::from_le_bytes(rec[14..16].try_into().unwrap()),
-            family: u64_at(0),
-            brand: u64_at(1),
-            tenant: u64_at(2),
-            from_domain: u64_at(3),
-            origin_ip: u64_at(4),
-            origin_net: u64_at(5),
-            recipient: u64_at(6),
+            brand: u64_at(0),
+            tenant: u64_at(1),
+            from_domain: u64_at(2),
+            origin_ip: u64_at(3),
+            origin_net: u64_at(4),
+            recipient: u64_at(5),
         }
     }
 }
@@ -982,8 +1081,10 @@ fn write_row(out: &mut Vec<u8>, cells: &[String], raw: bool) {
         if i > 0 {
             out.push(b',');
         }
-        // The example subject is already neutralised in messages.csv; ids and numbers are safe.
-        let guard = !raw && i == cells.len() - 1 && crate::output::is_formula_like(c.as_bytes());
+        // Text cells carry names and subjects from the mail; ids and numbers are safe.
+        let guard = !raw
+            && CAMPAIGN_TEXT_COLUMNS.contains(&i)
+            && crate::output::is_formula_like(c.as_bytes());
         crate::record::write_cell(out, c.as_bytes(), guard);
     }
     out.push(b'\n');
@@ -1010,12 +1111,12 @@ mod tests {
         let mut t = TopCounts::default();
         // Two heavy senders among 10,000 one-off domains.
         for i in 0..10_000u64 {
-            t.add(1_000_000 + i, format!("rand{i}.example").as_bytes());
+            t.add(1_000_000 + i, || format!("rand{i}.example").into());
             if i % 4 == 0 {
-                t.add(1, b"heavy-a.example");
+                t.add(1, || "heavy-a.example".into());
             }
             if i % 10 == 0 {
-                t.add(2, b"heavy-b.example");
+                t.add(2, || "heavy-b.example".into());
             }
         }
         assert!(t.counters.len() <= TOP_COUNTERS);
@@ -1029,10 +1130,9 @@ mod tests {
         );
         let mut exact = TopCounts::default();
         for name in ["b.example", "a.example", "b.example"] {
-            exact.add(
-                name.len() as u64 + u64::from(name.as_bytes()[0]),
-                name.as_bytes(),
-            );
+            exact.add(name.len() as u64 + u64::from(name.as_bytes()[0]), || {
+                name.into()
+            });
         }
         assert_eq!(exact.top(3), vec![("b.example", 2), ("a.example", 1)]);
     }

@@ -4,14 +4,19 @@
 //! Takes pieces of a parsed message (body bytes and MIME fields, From domain, tenant, origin
 //! address) and gives evidence keys: 64-bit hashes of a kind letter and a value, linked into
 //! campaigns in [`crate::campaign`]. Kinds:
-//! - `L` a landing domain: the registrable domain of a link in the body (not the From domain's
-//!   own organization, not a domain on the shared-infrastructure list);
+//! - `L` a landing domain: the registrable domain of a link in the body, or the address of a link
+//!   to a bare public IPv4 address (a phishing kit on a hacked server); not the From domain's own
+//!   organization nor the same name under another suffix (`ebay.de` in mail From `ebay.com`: a
+//!   phishing template copies the phished brand's real sites, which say nothing about who sent
+//!   it), not a domain on the shared-infrastructure list;
+//! - `I` the mailing list (RFC 2919 `List-Id`) that redistributed the message; such a message
+//!   has no `L` keys, since its links are the list's footer or the poster's discussion;
 //! - `T` the Microsoft 365 tenant (X-MS-Exchange-CrossTenant-Id);
 //! - `N` the origin network (/24 for IPv4, /48 for IPv6) of the earliest public sender, unless
 //!   the address belongs to shared infrastructure named in the relay rules.
 //!
-//! The sender family ([`sender_family`]) scopes the linking rather than being a key itself.
-//! Subject templates and DKIM `d=`/`s=` are not keys: templates are shared by unrelated senders
+//! The From domain is not a key: campaigns rotate and forge it, and a relay-abuse wave uses many
+//! brands' real domains. Subject templates and DKIM `d=`/`s=` are not keys: templates are shared by unrelated senders
 //! (`Your order # has shipped`), and a brand's own mail and mail laundered through the brand's
 //! relay carry the same signing identity.
 //!
@@ -87,8 +92,9 @@ const LINK_SCAN_BYTES: usize = 256 << 10;
 const MAX_LANDING: usize = 8;
 
 /// Registrable domains of the `http://` and `https://` links in `body` (raw bytes: 7bit, 8bit or
-/// quoted-printable text; soft line breaks inside a host are joined), lowercased, without the
-/// From organization and the shared-infrastructure list, deduplicated, at most 8.
+/// quoted-printable text; soft line breaks inside a host are joined), lowercased, and the
+/// addresses of links to bare public IPv4 hosts; without the From organization, its name under
+/// other suffixes and the shared-infrastructure list; deduplicated, at most 8.
 pub fn landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
     out.clear();
     add_landing_domains(body, from_org, out);
@@ -102,6 +108,7 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
     }
     let body = &body[..body.len().min(LINK_SCAN_BYTES)];
     let mut host = Vec::with_capacity(64);
+    let from_label = org_label(from_org);
     // Hosts already judged in this call: a newsletter links the same host dozens of times.
     let mut seen: [u64; 16] = [0; 16];
     let mut seen_len = 0;
@@ -155,20 +162,31 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
         let Ok(h) = std::str::from_utf8(trim_dots(&host)) else {
             continue;
         };
-        // Only a host ending in a digit can be an address literal (no registrable domain).
-        if !h.contains('.')
-            || (h.ends_with(|c: char| c.is_ascii_digit())
-                && h.parse::<std::net::Ipv4Addr>().is_ok())
-        {
+        if !h.contains('.') {
             continue;
         }
-        let Some(org) = registrable(h) else {
-            continue;
-        };
-        if org == from_org
-            || SHARED_LINK_DOMAINS.binary_search(&org).is_ok()
-            || out.iter().any(|d| d == org)
+        // Only a host ending in a digit can be an address literal (no registrable domain): the
+        // address itself is the evidence, when it is a public one.
+        let org = if h.ends_with(|c: char| c.is_ascii_digit())
+            && let Ok(ip) = h.parse::<std::net::Ipv4Addr>()
         {
+            if !crate::classify::received::is_public(&IpAddr::V4(ip)) {
+                continue;
+            }
+            h
+        } else {
+            let Some(org) = registrable(h) else {
+                continue;
+            };
+            if org == from_org
+                || (!from_label.is_empty() && org_label(org) == from_label)
+                || SHARED_LINK_DOMAINS.binary_search(&org).is_ok()
+            {
+                continue;
+            }
+            org
+        };
+        if out.iter().any(|d| d == org) {
             continue;
         }
         out.push(org.to_string());
@@ -212,6 +230,11 @@ fn quick_hash(bytes: &[u8]) -> u64 {
     let mut tail = [0u8; 8];
     tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
     (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+
+/// The name of an organization without its public suffix: `ebay` for `ebay.co.uk`.
+fn org_label(org: &str) -> &str {
+    org.split('.').next().unwrap_or("")
 }
 
 /// Names reserved for documentation and testing (RFC 2606, RFC 6761): nobody can register
@@ -542,29 +565,16 @@ fn decode_into(engine: &impl base64::Engine, text: &[u8], out: &mut Vec<u8>) -> 
     ok
 }
 
-/// The sender domain family: the first word of the registrable domain's label (up to a `-`,
-/// `_` or digit), so `securestore-offers.example`, `securestore54.test` and `securestore.top`
-/// are one family, as campaigns rotating sender domains name them. Reserved documentation
-/// names count as public suffixes ([`registrable`]).
-pub fn sender_family(domain: &str, out: &mut String) {
-    out.clear();
-    let reg = registrable(domain).unwrap_or(domain);
-    let label = match reg.find('.') {
-        Some(i) if i > 0 => &reg[..i],
-        _ => reg,
+/// The identity of a mailing list from a `List-Id` value (RFC 2919: an optional phrase, then
+/// `<list-id>`), lowercased; the whole trimmed value when it has no angle brackets. None when
+/// empty.
+pub fn list_identity(value: &[u8]) -> Option<String> {
+    let inner = match (memchr::memrchr(b'<', value), memchr::memrchr(b'>', value)) {
+        (Some(open), Some(close)) if open < close => &value[open + 1..close],
+        _ => value,
     };
-    let word = label
-        .find(|c| matches!(c, '-' | '_' | '0'..='9'))
-        .map_or(label, |end| &label[..end]);
-    if word.is_empty() {
-        out.push_str(label);
-    } else if word.is_ascii() {
-        out.push_str(word);
-        out.make_ascii_lowercase();
-    } else {
-        // An internationalized name (U-labels): lowercase as Unicode.
-        out.extend(word.chars().flat_map(char::to_lowercase));
-    }
+    let id = String::from_utf8_lossy(inner.trim_ascii()).to_lowercase();
+    (!id.is_empty()).then_some(id)
 }
 
 /// The key of an address's network (`N`): its /24 (IPv4) or /48 (IPv6), from the address bytes
@@ -605,7 +615,23 @@ HTTPS://promo.deals-zone.com/again";
         assert_eq!(
             out,
             ["deals-zone.com", "lucky-wins.top", "example.co.uk"],
-            "From organization, shared hosts, IP literals and other schemes are left out"
+            "From organization, shared hosts, private IP literals and other schemes are left out"
+        );
+    }
+
+    #[test]
+    fn public_ip_links_are_evidence_and_the_brands_other_sites_are_not() {
+        let body = b"Log in at http://198.51.100.23/ebayisapi.dll?x or http://66.135.200.1:8080/a see http://pages.ebay.de/help and https://www.ebay.co.uk/ and http://ebay-secure-login.example.com/ https://192.168.1.1/router https://ebayer.top/";
+        let mut out = Vec::new();
+        landing_domains(body, "ebay.com", &mut out);
+        assert_eq!(
+            out,
+            [
+                "198.51.100.23",
+                "66.135.200.1",
+                "ebay-secure-login.example.com",
+                "ebayer.top"
+            ]
         );
     }
 
@@ -705,20 +731,15 @@ HTTPS://promo.deals-zone.com/again";
     }
 
     #[test]
-    fn sender_families_take_the_first_word() {
-        let mut f = String::new();
-        for d in [
-            "securestore-offers.example",
-            "securestore54.test",
-            "mail.securestore.co.uk",
-        ] {
-            sender_family(d, &mut f);
-            assert_eq!(f, "securestore", "{d}");
-        }
-        sender_family("x.trustedbonus-mail.example.com", &mut f);
-        assert_eq!(f, "trustedbonus");
-        sender_family("2291.top", &mut f);
-        assert_eq!(f, "2291");
+    fn list_identities_are_the_bracketed_id() {
+        let id = |v: &str| list_identity(v.as_bytes());
+        assert_eq!(
+            id("Talk about SpamAssassin <SpamAssassin-Talk.example.sourceforge.net>").as_deref(),
+            Some("spamassassin-talk.example.sourceforge.net")
+        );
+        assert_eq!(id(" fork.xent.com ").as_deref(), Some("fork.xent.com"));
+        assert_eq!(id(" <> "), None);
+        assert_eq!(id("odd > order <x"), Some("odd > order <x".to_string()));
     }
 
     #[test]

@@ -106,6 +106,8 @@ pub struct Headers<'a> {
     pub originator_org: Option<&'a [u8]>,
     pub x_mailer: Option<&'a [u8]>,
     pub list_unsubscribe: Option<&'a [u8]>,
+    /// `List-Id` (RFC 2919): the message was redistributed by this mailing list.
+    pub list_id: Option<&'a [u8]>,
     pub content_type: Option<&'a [u8]>,
     pub content_transfer_encoding: Option<&'a [u8]>,
     /// `X-MS-Exchange-CrossTenant-AuthAs` (`Anonymous`, `Internal`, ...).
@@ -180,6 +182,7 @@ enum Field {
     OriginatorOrg,
     XMailer,
     ListUnsubscribe,
+    ListId,
     ContentType,
     ContentTransferEncoding,
     MsAuthAs,
@@ -197,6 +200,7 @@ fn field_of(name: &[u8]) -> Option<Field> {
         4 if is(b"from") => Field::From,
         4 if is(b"date") => Field::Date,
         7 if is(b"subject") => Field::Subject,
+        7 if is(b"list-id") => Field::ListId,
         8 if is(b"received") => Field::Received,
         8 if is(b"x-mailer") => Field::XMailer,
         10 if is(b"message-id") => Field::MessageId,
@@ -354,6 +358,7 @@ fn finish<'a>(out: &mut Headers<'a>, msg: &'a [u8], field: Option<(Field, usize)
         Field::OriginatorOrg => first(&mut out.originator_org),
         Field::XMailer => first(&mut out.x_mailer),
         Field::ListUnsubscribe => first(&mut out.list_unsubscribe),
+        Field::ListId => first(&mut out.list_id),
         Field::ContentType => first(&mut out.content_type),
         Field::ContentTransferEncoding => first(&mut out.content_transfer_encoding),
         Field::MsAuthAs => first(&mut out.ms_auth_as),
