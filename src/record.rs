@@ -669,12 +669,13 @@ impl<'o> RowWriter<'o> {
         if let (Some(ip), Some(hop)) = (origin, origin_hop) {
             origin_net = evidence::network_key(&ip);
             // Shared infrastructure (Microsoft, gateways, mailbox providers), known by its
-            // address or by the name it gave, links nothing.
+            // address or by the name it gave, links nothing; nor does an address that is never
+            // routed (a hand-written or forged line).
             let named_shared = [hop.from_rdns, hop.from_host]
                 .into_iter()
                 .flatten()
                 .any(|name| rules.host(name).is_some());
-            if rules.ip(&ip).is_none() && !named_shared {
+            if rules.ip(&ip).is_none() && !named_shared && !evidence::never_routed(&ip) {
                 keys.push(origin_net);
             }
         }

@@ -143,6 +143,28 @@ pub fn human_summary(report: &ScanReport) -> String {
                 "  note: relay abuse needs a passing From-aligned DKIM signature, and {no_key} of {total_sigs} signatures had no key: give --keys or --dns (without them the trap's recorded Authentication-Results are used where present)\n"
             ));
         }
+        if c.relay_abuse_waves > 0 {
+            s.push_str(&format!(
+                "  relay-abuse waves: {} (campaigns most of whose mail is relay abuse)\n",
+                c.relay_abuse_waves
+            ));
+            for w in c.waves.iter().take(5) {
+                s.push_str(&format!(
+                    "    {} {} msgs {} .. {}: brands {}; tenants {}, injector networks {}, landing domains {}\n",
+                    w.campaign,
+                    w.messages,
+                    w.first_seen.get(..10).unwrap_or(""),
+                    w.last_seen.get(..10).unwrap_or(""),
+                    w.brands.join(" "),
+                    w.tenants,
+                    w.origin_nets,
+                    w.landing_domains
+                ));
+            }
+        }
+        if !c.largest.is_empty() {
+            s.push_str("  largest other campaigns:\n");
+        }
         for l in c.largest.iter().take(5) {
             s.push_str(&format!(
                 "    {} {} msgs ({} relay abuse) {} .. {} e.g. {:?}\n",

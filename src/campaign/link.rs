@@ -23,6 +23,7 @@
 //!    for its group.
 
 use super::{KeyMap, MIN_CAMPAIGN_MESSAGES};
+use crate::classify::evidence::is_link;
 
 /// Family-wise error rate of the association test over all pairs tested: a pair of keys is
 /// joined only when independence would produce its co-occurrence count with a probability
@@ -237,7 +238,7 @@ impl Evidence {
         let mut platform = vec![false; nodes];
         let mut graph = Graph::new(nodes, &edges, &platform);
         for _ in 0..MAX_ROUNDS {
-            let found = platforms(&graph, &table.count, &with, &platform);
+            let found = platforms(&graph, &table.keys, &table.count, &with, &platform);
             if found.is_empty() {
                 break;
             }
@@ -279,27 +280,12 @@ impl Evidence {
                 *senders.entry(key).or_default() += 1;
             }
         }
-        let debug = std::env::var_os("MAILCENSUS_DEBUG_KEYS");
-        let mut dump = String::new();
         for (i, speaks) in self.speaks.iter_mut().enumerate() {
             let (agree, disagree) = tally.votes.get(&(i as u32)).copied().unwrap_or((0, 0));
             let independent_senders = senders.get(&(i as u32)).copied().unwrap_or(0);
             // Messages with no other corroborated evidence do not contradict the key.
             let unclaimed = self.table.count[i].saturating_sub(agree + disagree);
             *speaks = agree + unclaimed >= disagree && independent_senders < 2;
-            if debug.is_some() {
-                dump.push_str(&format!(
-                    "{:016x} {} platform={} group={:016x} speaks={} agree={agree} disagree={disagree} orgs={independent_senders}\n",
-                    self.table.keys[i],
-                    self.table.count[i],
-                    self.platform[i],
-                    self.table.keys[self.group[i] as usize],
-                    *speaks
-                ));
-            }
-        }
-        if let Some(path) = debug {
-            let _ = std::fs::write(path, dump);
         }
     }
 
@@ -308,9 +294,15 @@ impl Evidence {
     /// tenant seen a few times may not be associated with anything yet while the wave's networks
     /// and landing domains are). None when no key speaks.
     pub(super) fn place(&self, keys: &[u64]) -> Option<u32> {
+        self.place_in(keys, |_| true)
+    }
+
+    /// [`Evidence::place`] among the groups `accept` takes (the campaigns: a message whose most
+    /// specific key's group is too small belongs to the campaign of its next key, if any).
+    pub(super) fn place_in(&self, keys: &[u64], accept: impl Fn(u32) -> bool) -> Option<u32> {
         keys.iter()
             .filter_map(|&k| self.linking(k))
-            .filter(|&i| self.speaks[i as usize])
+            .filter(|&i| self.speaks[i as usize] && accept(self.group[i as usize]))
             .min_by_key(|&i| {
                 let g = self.group[i as usize];
                 (
@@ -320,6 +312,12 @@ impl Evidence {
                 )
             })
             .map(|i| self.group[i as usize])
+    }
+
+    /// Whether `key` is evidence of `group` (a key of the group that is not a platform).
+    pub(super) fn in_group(&self, key: u64, group: u32) -> bool {
+        self.linking(key)
+            .is_some_and(|i| self.group[i as usize] == group)
     }
 
     /// The id key of a group (a value of [`Evidence::place`]): its smallest key.
@@ -359,6 +357,9 @@ impl OwnershipTally {
         linking.clear();
         linking.extend(keys.iter().filter_map(|&k| evidence.linking(k)));
         let infrastructure = infrastructure.map(|k| evidence.linking(k));
+        let has_own_destination = keys
+            .iter()
+            .any(|&k| is_link(k) && !evidence.table.index.contains_key(&k));
         linking.sort_unstable();
         linking.dedup();
         for &k in &linking {
@@ -369,8 +370,13 @@ impl OwnershipTally {
                 .iter()
                 .filter(|&&j| j != k && evidence.corroborated[evidence.group[j as usize] as usize])
                 .peekable();
-            let alone = others.peek().is_none();
-            let agrees = !alone && others.any(|&j| evidence.group[j as usize] == own);
+            // A link key in a message that also links a destination of its own (a link seen in
+            // no other message) is a reference the message shares, not where it leads: the
+            // brand's real site in a phishing kit, an image host.
+            let own_destination = is_link(evidence.table.keys[k as usize]) && has_own_destination;
+            let alone = others.peek().is_none() && !own_destination;
+            let agrees =
+                !alone && !own_destination && others.any(|&j| evidence.group[j as usize] == own);
             if sender != 0 && infrastructure.contains(&Some(k)) && (alone || agrees) {
                 let s = self.by_sender.entry((k, sender)).or_default();
                 if alone {
@@ -406,13 +412,26 @@ impl OwnershipTally {
     }
 }
 
+/// Whether key `j`, on one side of a link key `v`, is a destination of its own: a link key with a
+/// campaign's worth of messages, narrower than `v`. Two destinations that never appear together,
+/// joined only by a site both link to, are two operations referencing one site (the phished
+/// brand's real pages, a shared redirector), even when each always carries that site. A broader
+/// link hanging on `v` is the other way round: a platform `v`'s operation uses.
+fn separate_destination(keys: &[u64], count: &[u32], v: u32, j: u32) -> bool {
+    let (v, j) = (v as usize, j as usize);
+    is_link(keys[v]) && is_link(keys[j]) && count[j] >= SUPPORT && count[j] < count[v]
+}
+
 /// The shared platforms of a graph: vertices whose removal leaves two or more parts that each
-/// stand on their own ([`stands_alone`]) and hold two or more keys. Vertices already `removed` are not in the graph.
+/// stand on their own ([`stands_alone`]) and hold two or more keys — or, around a link key,
+/// hold a destination of their own ([`separate_destination`]). Vertices already `removed` are
+/// not in the graph.
 /// Articulation points by an iterative depth-first search (Hopcroft and Tarjan); the parts around
 /// an articulation point are the subtrees of the children it separates, plus (when it is not the
 /// root) the rest of its component.
 fn platforms(
     graph: &Graph,
+    keys: &[u64],
     count: &[u32],
     with: &impl Fn(u32, u32) -> u32,
     removed: &[bool],
@@ -469,19 +488,24 @@ fn platforms(
             if is_root && run.len() < 2 {
                 continue;
             }
-            let holds = |range: std::ops::Range<usize>| {
-                let keys = &order[range];
-                keys.len() >= 2
-                    && keys
-                        .iter()
-                        .any(|&j| stands_alone(count[j as usize], with(v, j)))
+            let holds = |side: &mut dyn Iterator<Item = u32>| {
+                let (mut keys_seen, mut standing, mut destination) = (0, false, false);
+                for j in side {
+                    keys_seen += 1;
+                    standing |= stands_alone(count[j as usize], with(v, j));
+                    destination |= separate_destination(keys, count, v, j);
+                    if destination || (standing && keys_seen >= 2) {
+                        return true;
+                    }
+                }
+                false
             };
             let mut parts = 0;
             let mut inside: Vec<std::ops::Range<usize>> = Vec::new();
             for &(_, child) in run {
                 let range = disc[child as usize] as usize..subtree_end[child as usize] as usize;
                 inside.push(range.clone());
-                if parts < 2 && holds(range) {
+                if parts < 2 && holds(&mut order[range].iter().copied()) {
                     parts += 1;
                 }
             }
@@ -491,18 +515,13 @@ fn platforms(
                     let at = component_start + i;
                     j != v && !inside.iter().any(|r| r.contains(&at))
                 };
-                let several = component
-                    .iter()
-                    .enumerate()
-                    .filter(outside)
-                    .nth(1)
-                    .is_some();
-                let rest = several
-                    && component
+                let rest = holds(
+                    &mut component
                         .iter()
                         .enumerate()
                         .filter(outside)
-                        .any(|(_, &j)| stands_alone(count[j as usize], with(v, j)));
+                        .map(|(_, &j)| j),
+                );
                 parts += usize::from(rest);
             }
             if parts >= 2 {
@@ -703,6 +722,65 @@ mod tests {
         }
         evidence.settle(own);
         assert!(messages.iter().all(|(m, _)| evidence.place(m).is_some()));
+    }
+
+    /// Link keys are even, sender keys odd (as [`crate::classify::evidence::key`] makes them).
+    fn link_key(n: u64) -> u64 {
+        n * 2
+    }
+    fn sender_key(n: u64) -> u64 {
+        n * 2 + 1
+    }
+
+    /// Four phishing kits, each at its own address (a link key) and sent from its own network,
+    /// all linking the phished brand's real site: the site joins nothing, each kit is a group.
+    #[test]
+    fn a_brand_site_linked_by_separate_kits_joins_none_of_them() {
+        let site = link_key(1);
+        let mut messages = Vec::new();
+        for kit in 0..4u64 {
+            for i in 0..12u64 {
+                let mut m = vec![link_key(100 + kit), sender_key(200 + kit)];
+                if i % 3 != 2 {
+                    m.push(site);
+                }
+                messages.push(m);
+            }
+        }
+        // The brand's own mail: its site and its own network; and unrelated mail around.
+        for _ in 0..10 {
+            messages.push(vec![site, sender_key(300)]);
+        }
+        for i in 0..600u64 {
+            messages.push(vec![link_key(400 + i % 20), sender_key(500 + i % 20)]);
+        }
+        let (evidence, placed) = link(&messages);
+        assert_eq!(evidence.platforms(), 1);
+        assert!(evidence.platform[evidence.table.index[&site] as usize]);
+        for kit in 0..4usize {
+            let first = placed[kit * 12];
+            assert!(first.is_some());
+            assert!(placed[kit * 12..kit * 12 + 12].iter().all(|g| *g == first));
+            for other in 0..kit {
+                assert_ne!(placed[other * 12], first, "kits {other} and {kit}");
+            }
+        }
+    }
+
+    /// An image host or shared site linked from messages that each lead somewhere of their own
+    /// (a link seen once) speaks for none of them, while a landing key that is the only link of
+    /// its messages (forged senders, botnet networks) groups them.
+    #[test]
+    fn a_shared_link_beside_one_off_destinations_groups_nothing() {
+        let shared = link_key(1);
+        let landing = link_key(2);
+        let mut messages: Vec<Vec<u64>> = (0..30u64)
+            .map(|i| vec![shared, link_key(1_000 + i), sender_key(5_000 + i)])
+            .collect();
+        messages.extend((0..30u64).map(|i| vec![landing, sender_key(6_000 + i)]));
+        let (_, placed) = link(&messages);
+        assert!(placed[..30].iter().all(Option::is_none));
+        assert!(placed[30..].iter().all(|g| *g == placed[30] && g.is_some()));
     }
 
     #[test]

@@ -222,6 +222,16 @@ impl Baseline {
     }
 }
 
+/// One message as a campaign counts it: its facts, its keys, its day, whether it is relay abuse
+/// and its From domain.
+struct Counted<'a> {
+    r: &'a Record,
+    keys: &'a [u64],
+    day: Option<i64>,
+    abuse: bool,
+    from_text: &'a [u8],
+}
+
 /// One campaign's counters.
 #[derive(Debug, Default)]
 struct CampaignStats {
@@ -246,9 +256,16 @@ struct CampaignStats {
 }
 
 impl CampaignStats {
-    /// Count one message of the campaign: its facts, its keys, whether it is relay abuse and its
-    /// From domain.
-    fn add(&mut self, r: &Record, keys: &[u64], day: Option<i64>, abuse: bool, from_text: &[u8]) {
+    /// Count one message of the campaign.
+    /// `landing_domains` counts the link keys that are evidence of the campaign's own group.
+    fn add(&mut self, m: Counted<'_>, evidence: &Evidence, group: u32) {
+        let Counted {
+            r,
+            keys,
+            day,
+            abuse,
+            from_text,
+        } = m;
         self.messages += 1;
         if r.at != i64::MIN {
             self.first_seen = Some(self.first_seen.map_or(r.at, |t| t.min(r.at)));
@@ -274,7 +291,7 @@ impl CampaignStats {
             });
         }
         for &k in keys {
-            if k != r.tenant && k != r.origin_net {
+            if k != r.tenant && k != r.origin_net && evidence.in_group(k, group) {
                 self.landing.insert(k);
             }
         }
@@ -764,11 +781,13 @@ impl Decide<'_> {
         (relay, abuse)
     }
 
-    /// The message's campaign (its group, when the group is large enough).
+    /// The message's campaign: the group of its most specific speaking key among the groups
+    /// large enough to be campaigns (sizes as first placed: a group that is a campaign keeps
+    /// every message placed in it first, so none falls below the size again).
     fn campaign(&self, keys: &[u64]) -> Option<u32> {
-        self.evidence
-            .place(keys)
-            .filter(|g| self.group_size.get(g).copied().unwrap_or(0) >= MIN_CAMPAIGN_MESSAGES)
+        self.evidence.place_in(keys, |g| {
+            self.group_size.get(&g).copied().unwrap_or(0) >= MIN_CAMPAIGN_MESSAGES
+        })
     }
 
     /// The final rows of one chunk: its facts records and its stage-one rows, in the same order;
@@ -869,7 +888,14 @@ impl<'a> CampaignCounter<'a> {
                 campaigns.len() - 1
             });
             let day = (r.at != i64::MIN).then(|| r.at.div_euclid(86_400));
-            campaigns[c].add(r, keys, day, abuse, from_text);
+            let message = Counted {
+                r,
+                keys,
+                day,
+                abuse,
+                from_text,
+            };
+            campaigns[c].add(message, self.decide.evidence, g);
         })
     }
 }

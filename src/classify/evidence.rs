@@ -39,45 +39,90 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
 }
 
 /// A key of one kind; `kind` is one ASCII letter.
+///
+/// The lowest bit tells links from everything else: even for `L` (a landing domain or address),
+/// odd for the other kinds, so the grouping can tell a link key from a sender's key without a
+/// table ([`is_link`]). Never 0: 0 marks "none" in the per-message records.
 pub fn key(kind: u8, value: &[u8]) -> u64 {
-    // Never 0: 0 marks "none" in the per-message records.
-    fnv1a(&[&[kind, b':'], value]).max(1)
+    let h = fnv1a(&[&[kind, b':'], value]);
+    if kind == b'L' { (h & !1).max(2) } else { h | 1 }
 }
 
-/// Link hosts that say nothing about who sent a message (sorted, for a binary search): markup namespaces, the big platforms
-/// every newsletter links to, and ESP tracking domains shared by thousands of senders.
-const SHARED_LINK_DOMAINS: [&str; 30] = [
+/// Whether an evidence key is a link (`L`) key.
+pub fn is_link(key: u64) -> bool {
+    key & 1 == 0
+}
+
+/// Link hosts that say nothing about who sent a message (sorted, for a binary search): markup
+/// namespaces, the big platforms and portals every newsletter and web-mail footer links to, ad
+/// servers, public link shorteners, and ESP tracking domains shared by thousands of senders. A prior only: the grouping
+/// finds shared platforms this list does not name by their place in the evidence.
+const SHARED_LINK_DOMAINS: [&str; 49] = [
     "aka.ms",
     "amazonaws.com",
+    "aol.com",
     "apple.com",
+    "bit.ly",
+    "buff.ly",
     "constantcontact.com",
+    "cutt.ly",
+    "doubleclick.net",
     "exacttarget.com",
     "facebook.com",
+    "geocities.com",
+    "goo.gl",
+    "google-analytics.com",
     "google.com",
     "googleapis.com",
+    "googlesyndication.com",
     "googleusercontent.com",
     "gstatic.com",
+    "hotmail.com",
     "instagram.com",
+    "is.gd",
     "linkedin.com",
     "list-manage.com",
+    "live.com",
     "mailchimp.com",
     "mandrillapp.com",
     "mcusercontent.com",
     "microsoft.com",
+    "msn.com",
     "office.com",
     "openxmlformats.org",
     "outlook.com",
+    "ow.ly",
     "purl.org",
+    "rebrand.ly",
     "rs6.net",
     "sendgrid.net",
+    "t.co",
+    "tiny.cc",
+    "tinyurl.com",
     "twitter.com",
     "urldefense.com",
     "urldefense.proofpoint.com",
     "w3.org",
     "x.com",
     "xmlsoap.org",
+    "yahoo.com",
     "youtube.com",
 ];
+
+/// Whether a link host is on the shared list or under a name on it (`fonts.googleapis.com`: some
+/// platforms are public suffixes themselves, so their hosts' registrable names are longer).
+fn is_shared_link_host(host: &str) -> bool {
+    let mut at = 0;
+    loop {
+        if SHARED_LINK_DOMAINS.binary_search(&&host[at..]).is_ok() {
+            return true;
+        }
+        match host[at..].find('.') {
+            Some(dot) => at += dot + 1,
+            None => return false,
+        }
+    }
+}
 
 /// The searchers are built once: building one costs more than a search of a short body.
 static SCHEME_END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
@@ -114,15 +159,11 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
     let mut seen_len = 0;
     for at in SCHEME_END.find_iter(body) {
         let before = &body[..at];
-        let scheme_ok = before.len() >= 4 && {
-            let b = if before.len() >= 5 && before[before.len() - 1].eq_ignore_ascii_case(&b's') {
-                &before[..before.len() - 1]
-            } else {
-                before
-            };
-            b.len() >= 4 && b[b.len() - 4..].eq_ignore_ascii_case(b"http")
-        };
-        if !scheme_ok {
+        let secure = before.len() >= 5 && before[before.len() - 1].eq_ignore_ascii_case(&b's');
+        let scheme_start = before.len().saturating_sub(if secure { 5 } else { 4 });
+        let scheme_ok = before.len() >= 4
+            && before[scheme_start..scheme_start + 4].eq_ignore_ascii_case(b"http");
+        if !scheme_ok || is_resource(&before[..scheme_start]) {
             continue;
         }
         host.clear();
@@ -180,7 +221,7 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
             };
             if org == from_org
                 || (!from_label.is_empty() && org_label(org) == from_label)
-                || SHARED_LINK_DOMAINS.binary_search(&org).is_ok()
+                || is_shared_link_host(h)
             {
                 continue;
             }
@@ -194,6 +235,33 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
             break;
         }
     }
+}
+
+/// Whether the text before a URL makes it a resource the message embeds (`src=`, `background=`,
+/// CSS `url(`), not a link the recipient is sent to: images, scripts and style sheets sit on shared
+/// CDNs and copies of the phished brand's servers, and say nothing about where a campaign leads.
+/// Reads up to 16 bytes back: an optional quote, `=` or its quoted-printable form `=3D`, the
+/// attribute name.
+fn is_resource(before: &[u8]) -> bool {
+    let tail = &before[before.len().saturating_sub(16)..];
+    let tail = tail
+        .strip_suffix(b"\"")
+        .or_else(|| tail.strip_suffix(b"'"))
+        .unwrap_or(tail);
+    let tail = tail.trim_ascii_end();
+    let lower = |s: &[u8]| s.to_ascii_lowercase();
+    if lower(tail).ends_with(b"url(") {
+        return true;
+    }
+    let Some(name) = tail
+        .strip_suffix(b"=3D")
+        .or_else(|| tail.strip_suffix(b"=3d"))
+        .or_else(|| tail.strip_suffix(b"="))
+    else {
+        return false;
+    };
+    let name = lower(name.trim_ascii_end());
+    name.ends_with(b"src") || name.ends_with(b"background")
 }
 
 /// Bytes of a host name in a link: ASCII letters and digits, `-` and `.` (a table: the host
@@ -250,7 +318,7 @@ const RESERVED_SUFFIXES: [&str; 6] = [
 ];
 
 /// The registrable domain of a host: one label below its public suffix (Public Suffix List),
-/// with the reserved documentation names counted as suffixes.
+/// with the reserved documentation names counted as suffixes; None under an unknown suffix.
 pub fn registrable(host: &str) -> Option<&str> {
     for suffix in RESERVED_SUFFIXES {
         if let Some(rest) = host.strip_suffix(suffix)
@@ -260,7 +328,13 @@ pub fn registrable(host: &str) -> Option<&str> {
             return (!rest.is_empty()).then(|| &host[label_start..]);
         }
     }
-    psl::domain_str(host)
+    // A name under no known public suffix (`internet.e-mail` from a browser's "saved from"
+    // comment, a typo) names nothing anyone registered.
+    let domain = psl::domain(host.as_bytes())?;
+    if !domain.suffix().is_known() {
+        return None;
+    }
+    std::str::from_utf8(domain.as_bytes()).ok()
 }
 
 /// Registrable domains of the links a recipient would see in a message body, MIME-aware:
@@ -577,6 +651,20 @@ pub fn list_identity(value: &[u8]) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
+/// Addresses that never appear on the Internet although they are not private: the documentation
+/// ranges (RFC 5737, RFC 3849) and the benchmarking range (RFC 2544). A Received line naming one
+/// was written by hand or forged, so it is no evidence of where a message came from.
+pub fn never_routed(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            matches!((a, b, c), (192, 0, 2) | (198, 51, 100) | (203, 0, 113))
+                || (a == 198 && (b == 18 || b == 19))
+        }
+        IpAddr::V6(v6) => v6.segments()[0] == 0x2001 && v6.segments()[1] == 0x0db8,
+    }
+}
+
 /// The key of an address's network (`N`): its /24 (IPv4) or /48 (IPv6), from the address bytes
 /// (no text formatting on the per-message path).
 pub fn network_key(ip: &IpAddr) -> u64 {
@@ -617,6 +705,32 @@ HTTPS://promo.deals-zone.com/again";
             ["deals-zone.com", "lucky-wins.top", "example.co.uk"],
             "From organization, shared hosts, private IP literals and other schemes are left out"
         );
+    }
+
+    #[test]
+    fn embedded_resources_and_hosts_under_shared_names_are_not_landing_links() {
+        let body = b"<img src=\"https://i.zupimages.example/logo.png\"> <IMG SRC='http://cdn.brand-x.top/a.gif'> \
+<td background=3D\"https://bg.host.top/b.jpg\"> <div style=\"background: url(https://css.host.top/c.png)\"> \
+<script src=https://js.host.top/x.js></script> <link href=\"https://fonts.googleapis.com/css\"> \
+<a href=3D\"https://kit.login-verify.top/ebay\">log in</a> https://storage.googleapis.com/bucket/page.html \
+see https://ads.doubleclick.net/x and http://landing.deals.top/";
+        let mut out = Vec::new();
+        landing_domains(body, "ebay.com", &mut out);
+        assert_eq!(out, ["login-verify.top", "deals.top"]);
+        assert!(is_shared_link_host("fonts.googleapis.com"));
+        assert!(is_shared_link_host("googleapis.com"));
+        assert!(!is_shared_link_host("notgoogleapis.com"));
+    }
+
+    #[test]
+    fn link_keys_are_even_and_other_keys_odd() {
+        for v in [&b"a.example"[..], b"", b"x", b"198.51.100.7"] {
+            assert!(is_link(key(b'L', v)));
+            for kind in [b'T', b'N', b'I', b'B', b'R'] {
+                assert!(!is_link(key(kind, v)));
+                assert_ne!(key(kind, v), 0);
+            }
+        }
     }
 
     #[test]
@@ -728,6 +842,8 @@ HTTPS://promo.deals-zone.com/again";
         assert_eq!(registrable("a.trk-jdb.example"), Some("trk-jdb.example"));
         assert_eq!(registrable("example.com"), Some("example.com"));
         assert_eq!(registrable("www.news.bbc.co.uk"), Some("bbc.co.uk"));
+        assert_eq!(registrable("internet.e-mail"), None);
+        assert_eq!(registrable("deals.top"), Some("deals.top"));
     }
 
     #[test]
