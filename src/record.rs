@@ -637,7 +637,11 @@ impl<'o> RowWriter<'o> {
 
         let keys_start = self.out.fact_keys.len();
         let keys = &mut self.out.fact_keys;
-        if let Some(list) = h.list_id.and_then(evidence::list_identity) {
+        let list = h
+            .list_id
+            .and_then(evidence::list_identity)
+            .or_else(|| h.mailing_list.and_then(evidence::mailing_list_identity));
+        if let Some(list) = list {
             // Redistributed by a mailing list: the list is what sent it to the trap, and the
             // links in it are the list's footer or the poster's discussion, not a campaign's.
             keys.push(key(b'I', list.as_bytes()));
@@ -671,11 +675,13 @@ impl<'o> RowWriter<'o> {
             // Shared infrastructure (Microsoft, gateways, mailbox providers), known by its
             // address or by the name it gave, links nothing; nor does an address that is never
             // routed (a hand-written or forged line).
-            let named_shared = [hop.from_rdns, hop.from_host]
-                .into_iter()
-                .flatten()
-                .any(|name| rules.host(name).is_some());
-            if rules.ip(&ip).is_none() && !named_shared && !evidence::never_routed(&ip) {
+            // The reverse-DNS name when the receiver recorded one, else the name the sender gave.
+            let named_shared = || {
+                hop.from_rdns
+                    .or(hop.from_host)
+                    .is_some_and(|name| rules.host(name).is_some())
+            };
+            if rules.ip(&ip).is_none() && !evidence::never_routed(&ip) && !named_shared() {
                 keys.push(origin_net);
             }
         }

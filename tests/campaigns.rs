@@ -295,6 +295,49 @@ fn campaign_outputs_do_not_depend_on_threads() {
     }
 }
 
+/// Campaign ids depend on the evidence, not on the order the mail is read in: the corpus cut in
+/// two halves and scanned as (first, second) and as (second, first) puts every message in the
+/// same campaign, and campaigns.csv holds the same campaigns.
+#[test]
+fn campaigns_do_not_depend_on_input_order() {
+    let g = tempfile::tempdir().unwrap();
+    generate_with(
+        g.path(),
+        3_000,
+        60_601,
+        &["--wave-brands", "3-5", "--platform-share", "0.2"],
+    );
+    let mbox = std::fs::read(g.path().join("corpus.mbox")).unwrap();
+    // Cut at a message boundary near the middle (a `From ` line after a blank line).
+    let cut = memchr::memmem::find_iter(&mbox, b"\n\nFrom ")
+        .find(|&i| i > mbox.len() / 2)
+        .unwrap()
+        + 2;
+    let (first, second) = (g.path().join("a.mbox"), g.path().join("b.mbox"));
+    std::fs::write(&first, &mbox[..cut]).unwrap();
+    std::fs::write(&second, &mbox[cut..]).unwrap();
+    let by_message = |inputs: [&Path; 2]| {
+        let out = tempfile::tempdir().unwrap();
+        scan_ok(&[inputs[0].as_os_str(), inputs[1].as_os_str()], out.path());
+        let campaigns: HashMap<String, String> = rows(&out.path().join("messages.csv"))
+            .into_iter()
+            .map(|r| (r["message_id"].clone(), r["campaign"].clone()))
+            .collect();
+        let mut listed: Vec<(String, String)> = rows(&out.path().join("campaigns.csv"))
+            .into_iter()
+            .map(|c| (c["campaign"].clone(), c["messages"].clone()))
+            .collect();
+        listed.sort();
+        (campaigns, listed)
+    };
+    let (forward, forward_list) = by_message([&first, &second]);
+    let (backward, backward_list) = by_message([&second, &first]);
+    assert_eq!(forward.len(), 3_000);
+    assert!(forward.values().filter(|c| *c != "-").count() > 1_000);
+    assert_eq!(forward, backward);
+    assert_eq!(forward_list, backward_list);
+}
+
 #[test]
 fn no_campaigns_leaves_the_columns_empty_and_writes_no_campaign_files() {
     let g = tempfile::tempdir().unwrap();

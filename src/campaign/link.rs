@@ -182,6 +182,9 @@ pub(super) struct Evidence {
     speaks: Vec<bool>,
     /// Per group (by its number): it holds two or more keys, so its evidence is corroborated.
     corroborated: Vec<bool>,
+    /// Per key: its place in the order [`Evidence::place`] prefers keys in (smaller first), or
+    /// `u64::MAX` when it places nothing; made by [`Evidence::settle`].
+    rank: Vec<u64>,
 }
 
 /// Adjacency lists of the association graph (compressed rows).
@@ -260,6 +263,7 @@ impl Evidence {
             group,
             speaks: vec![true; nodes],
             corroborated,
+            rank: Vec::new(),
         }
     }
 
@@ -287,6 +291,18 @@ impl Evidence {
             let unclaimed = self.table.count[i].saturating_sub(agree + disagree);
             *speaks = agree + unclaimed >= disagree && independent_senders < 2;
         }
+        // Keys of corroborated groups first, then fewer messages, then the smaller number.
+        self.rank = (0..self.speaks.len())
+            .map(|i| {
+                if self.platform[i] || !self.speaks[i] {
+                    return u64::MAX;
+                }
+                let uncorroborated = !self.corroborated[self.group[i] as usize];
+                (u64::from(uncorroborated) << 63)
+                    | (u64::from(self.table.count[i]) << 32)
+                    | i as u64
+            })
+            .collect();
     }
 
     /// The group a message belongs to: that of its most specific key (fewest messages, then
@@ -300,18 +316,21 @@ impl Evidence {
     /// [`Evidence::place`] among the groups `accept` takes (the campaigns: a message whose most
     /// specific key's group is too small belongs to the campaign of its next key, if any).
     pub(super) fn place_in(&self, keys: &[u64], accept: impl Fn(u32) -> bool) -> Option<u32> {
-        keys.iter()
-            .filter_map(|&k| self.linking(k))
-            .filter(|&i| self.speaks[i as usize] && accept(self.group[i as usize]))
-            .min_by_key(|&i| {
-                let g = self.group[i as usize];
-                (
-                    !self.corroborated[g as usize],
-                    self.table.count[i as usize],
-                    i,
-                )
-            })
-            .map(|i| self.group[i as usize])
+        let mut best = u64::MAX;
+        for k in keys {
+            if let Some(&i) = self.table.index.get(k) {
+                let rank = self.rank[i as usize];
+                if rank < best && accept(self.group[i as usize]) {
+                    best = rank;
+                }
+            }
+        }
+        (best != u64::MAX).then(|| self.group[(best & 0xffff_ffff) as usize])
+    }
+
+    /// Number of keys (and so of possible groups): group numbers are below it.
+    pub(super) fn keys(&self) -> usize {
+        self.table.len()
     }
 
     /// Whether `key` is evidence of `group` (a key of the group that is not a platform).
@@ -355,11 +374,14 @@ impl OwnershipTally {
     ) {
         let mut linking = std::mem::take(&mut self.scratch);
         linking.clear();
-        linking.extend(keys.iter().filter_map(|&k| evidence.linking(k)));
-        let infrastructure = infrastructure.map(|k| evidence.linking(k));
-        let has_own_destination = keys
-            .iter()
-            .any(|&k| is_link(k) && !evidence.table.index.contains_key(&k));
+        let mut has_own_destination = false;
+        for &k in keys {
+            match evidence.table.index.get(&k) {
+                Some(&i) if !evidence.platform[i as usize] => linking.push(i),
+                Some(_) => {}
+                None => has_own_destination |= is_link(k),
+            }
+        }
         linking.sort_unstable();
         linking.dedup();
         for &k in &linking {
@@ -377,7 +399,10 @@ impl OwnershipTally {
             let alone = others.peek().is_none() && !own_destination;
             let agrees =
                 !alone && !own_destination && others.any(|&j| evidence.group[j as usize] == own);
-            if sender != 0 && infrastructure.contains(&Some(k)) && (alone || agrees) {
+            if sender != 0
+                && infrastructure.contains(&evidence.table.keys[k as usize])
+                && (alone || agrees)
+            {
                 let s = self.by_sender.entry((k, sender)).or_default();
                 if alone {
                     s.0 += 1;

@@ -553,7 +553,7 @@ impl Grouping {
         )?;
         evidence.settle(ownership);
         // How many messages each group holds.
-        let group_size = pass.tally(
+        let first_placed = pass.tally(
             |sizes: &mut KeyMap<u32, u64>, _, keys| {
                 if let Some(g) = evidence.place(keys) {
                     *sizes.entry(g).or_default() += 1;
@@ -565,6 +565,10 @@ impl Grouping {
                 }
             },
         )?;
+        let mut group_size = vec![0u64; evidence.keys()];
+        for (g, n) in first_placed {
+            group_size[g as usize] = n;
+        }
 
         // Final pass. Rows: chunks in parallel, written in order. Campaign counters: one task
         // per share of the campaigns (by group), each reading the whole corpus in input order
@@ -751,7 +755,8 @@ where
 /// What the final pass needs, shared read-only by the chunks.
 struct Decide<'a> {
     evidence: &'a Evidence,
-    group_size: &'a KeyMap<u32, u64>,
+    /// Messages first placed in each group, by group number.
+    group_size: &'a [u64],
     baseline: &'a Baseline,
 }
 
@@ -786,7 +791,7 @@ impl Decide<'_> {
     /// every message placed in it first, so none falls below the size again).
     fn campaign(&self, keys: &[u64]) -> Option<u32> {
         self.evidence.place_in(keys, |g| {
-            self.group_size.get(&g).copied().unwrap_or(0) >= MIN_CAMPAIGN_MESSAGES
+            self.group_size[g as usize] >= MIN_CAMPAIGN_MESSAGES
         })
     }
 

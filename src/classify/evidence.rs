@@ -9,7 +9,8 @@
 //!   organization nor the same name under another suffix (`ebay.de` in mail From `ebay.com`: a
 //!   phishing template copies the phished brand's real sites, which say nothing about who sent
 //!   it), not a domain on the shared-infrastructure list;
-//! - `I` the mailing list (RFC 2919 `List-Id`) that redistributed the message; such a message
+//! - `I` the mailing list (RFC 2919 `List-Id`, or the older `Mailing-List`) that redistributed the
+//!   message; such a message
 //!   has no `L` keys, since its links are the list's footer or the poster's discussion;
 //! - `T` the Microsoft 365 tenant (X-MS-Exchange-CrossTenant-Id);
 //! - `N` the origin network (/24 for IPv4, /48 for IPv6) of the earliest public sender, unless
@@ -53,71 +54,93 @@ pub fn is_link(key: u64) -> bool {
     key & 1 == 0
 }
 
-/// Link hosts that say nothing about who sent a message (sorted, for a binary search): markup
+/// Link hosts that say nothing about who sent a message (sorted by length, then bytes, for a
+/// binary search that mostly compares lengths: [`by_length`]): markup
 /// namespaces, the big platforms and portals every newsletter and web-mail footer links to, ad
 /// servers, public link shorteners, and ESP tracking domains shared by thousands of senders. A prior only: the grouping
 /// finds shared platforms this list does not name by their place in the evidence.
 const SHARED_LINK_DOMAINS: [&str; 49] = [
+    "t.co",
+    "is.gd",
+    "ow.ly",
+    "x.com",
     "aka.ms",
-    "amazonaws.com",
-    "aol.com",
-    "apple.com",
     "bit.ly",
-    "buff.ly",
-    "constantcontact.com",
-    "cutt.ly",
-    "doubleclick.net",
-    "exacttarget.com",
-    "facebook.com",
-    "geocities.com",
     "goo.gl",
-    "google-analytics.com",
+    "w3.org",
+    "aol.com",
+    "buff.ly",
+    "cutt.ly",
+    "msn.com",
+    "rs6.net",
+    "tiny.cc",
+    "live.com",
+    "purl.org",
+    "apple.com",
+    "yahoo.com",
     "google.com",
-    "googleapis.com",
-    "googlesyndication.com",
-    "googleusercontent.com",
+    "office.com",
+    "rebrand.ly",
     "gstatic.com",
     "hotmail.com",
-    "instagram.com",
-    "is.gd",
-    "linkedin.com",
-    "list-manage.com",
-    "live.com",
-    "mailchimp.com",
-    "mandrillapp.com",
-    "mcusercontent.com",
-    "microsoft.com",
-    "msn.com",
-    "office.com",
-    "openxmlformats.org",
     "outlook.com",
-    "ow.ly",
-    "purl.org",
-    "rebrand.ly",
-    "rs6.net",
-    "sendgrid.net",
-    "t.co",
-    "tiny.cc",
     "tinyurl.com",
     "twitter.com",
-    "urldefense.com",
-    "urldefense.proofpoint.com",
-    "w3.org",
-    "x.com",
     "xmlsoap.org",
-    "yahoo.com",
     "youtube.com",
+    "facebook.com",
+    "linkedin.com",
+    "sendgrid.net",
+    "amazonaws.com",
+    "geocities.com",
+    "instagram.com",
+    "mailchimp.com",
+    "microsoft.com",
+    "googleapis.com",
+    "urldefense.com",
+    "doubleclick.net",
+    "exacttarget.com",
+    "list-manage.com",
+    "mandrillapp.com",
+    "mcusercontent.com",
+    "openxmlformats.org",
+    "constantcontact.com",
+    "google-analytics.com",
+    "googlesyndication.com",
+    "googleusercontent.com",
+    "urldefense.proofpoint.com",
 ];
 
-/// Whether a link host is on the shared list or under a name on it (`fonts.googleapis.com`: some
-/// platforms are public suffixes themselves, so their hosts' registrable names are longer).
-fn is_shared_link_host(host: &str) -> bool {
-    let mut at = 0;
+/// Names ordered by length, then bytes: most comparisons end on the length.
+fn by_length(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Whether a registrable domain is on the shared list or under a name on it
+/// (`fonts.googleapis.com`: some platforms are public suffixes themselves, so their hosts'
+/// registrable names are longer than the platform's name).
+fn is_shared_link_domain(org: &str) -> bool {
+    let listed = |name: &str| {
+        SHARED_LINK_DOMAINS
+            .binary_search_by(|probe| by_length(probe, name))
+            .is_ok()
+    };
+    if listed(org) {
+        return true;
+    }
+    // Only a name of three or more labels can lie under a shared name.
+    let Some(first_dot) = org.find('.') else {
+        return false;
+    };
+    if !org[first_dot + 1..].contains('.') {
+        return false;
+    }
+    let mut at = first_dot + 1;
     loop {
-        if SHARED_LINK_DOMAINS.binary_search(&&host[at..]).is_ok() {
+        if listed(&org[at..]) {
             return true;
         }
-        match host[at..].find('.') {
+        match org[at..].find('.') {
             Some(dot) => at += dot + 1,
             None => return false,
         }
@@ -163,7 +186,7 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
         let scheme_start = before.len().saturating_sub(if secure { 5 } else { 4 });
         let scheme_ok = before.len() >= 4
             && before[scheme_start..scheme_start + 4].eq_ignore_ascii_case(b"http");
-        if !scheme_ok || is_resource(&before[..scheme_start]) {
+        if !scheme_ok {
             continue;
         }
         host.clear();
@@ -195,6 +218,11 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
         if seen[..seen_len].contains(&host_key) {
             continue;
         }
+        // Judged after the repeat check (a newsletter links one host dozens of times), and not
+        // remembered: the same host may be linked for real further on.
+        if is_resource(&before[..scheme_start]) {
+            continue;
+        }
         if seen_len < seen.len() {
             seen[seen_len] = host_key;
             seen_len += 1;
@@ -221,7 +249,7 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
             };
             if org == from_org
                 || (!from_label.is_empty() && org_label(org) == from_label)
-                || is_shared_link_host(h)
+                || is_shared_link_domain(org)
             {
                 continue;
             }
@@ -243,25 +271,36 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
 /// Reads up to 16 bytes back: an optional quote, `=` or its quoted-printable form `=3D`, the
 /// attribute name.
 fn is_resource(before: &[u8]) -> bool {
+    // Most links follow a space, a line break or `href="`: one look at the byte before any quote
+    // settles them.
+    let last = match before {
+        [.., b, b'"' | b'\''] | [.., b] => *b,
+        [] => return false,
+    };
+    if !matches!(last, b'=' | b'D' | b'd' | b'(' | b' ' | b'\t') {
+        return false;
+    }
+    let ends_with = |s: &[u8], suffix: &[u8]| {
+        s.len() >= suffix.len() && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
     let tail = &before[before.len().saturating_sub(16)..];
     let tail = tail
         .strip_suffix(b"\"")
         .or_else(|| tail.strip_suffix(b"'"))
-        .unwrap_or(tail);
-    let tail = tail.trim_ascii_end();
-    let lower = |s: &[u8]| s.to_ascii_lowercase();
-    if lower(tail).ends_with(b"url(") {
+        .unwrap_or(tail)
+        .trim_ascii_end();
+    if ends_with(tail, b"url(") {
         return true;
     }
-    let Some(name) = tail
-        .strip_suffix(b"=3D")
-        .or_else(|| tail.strip_suffix(b"=3d"))
-        .or_else(|| tail.strip_suffix(b"="))
-    else {
+    let name = if ends_with(tail, b"=3d") {
+        &tail[..tail.len() - 3]
+    } else if let Some(name) = tail.strip_suffix(b"=") {
+        name
+    } else {
         return false;
     };
-    let name = lower(name.trim_ascii_end());
-    name.ends_with(b"src") || name.ends_with(b"background")
+    let name = name.trim_ascii_end();
+    ends_with(name, b"src") || ends_with(name, b"background")
 }
 
 /// Bytes of a host name in a link: ASCII letters and digits, `-` and `.` (a table: the host
@@ -302,7 +341,11 @@ fn quick_hash(bytes: &[u8]) -> u64 {
 
 /// The name of an organization without its public suffix: `ebay` for `ebay.co.uk`.
 fn org_label(org: &str) -> &str {
-    org.split('.').next().unwrap_or("")
+    // A byte search: this runs for every link host.
+    org.as_bytes()
+        .iter()
+        .position(|&b| b == b'.')
+        .map_or(org, |dot| &org[..dot])
 }
 
 /// Names reserved for documentation and testing (RFC 2606, RFC 6761): nobody can register
@@ -651,6 +694,15 @@ pub fn list_identity(value: &[u8]) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
+/// The identity of a mailing list from a `Mailing-List` value (`list forteana@yahoogroups.com;
+/// contact forteana-owner@yahoogroups.com`): the first address, lowercased.
+pub fn mailing_list_identity(value: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(value);
+    text.split(|c: char| c.is_whitespace() || matches!(c, ';' | ',' | '<' | '>'))
+        .find(|word| word.contains('@'))
+        .map(str::to_lowercase)
+}
+
 /// Addresses that never appear on the Internet although they are not private: the documentation
 /// ranges (RFC 5737, RFC 3849) and the benchmarking range (RFC 2544). A Received line naming one
 /// was written by hand or forged, so it is no evidence of where a message came from.
@@ -717,9 +769,9 @@ see https://ads.doubleclick.net/x and http://landing.deals.top/";
         let mut out = Vec::new();
         landing_domains(body, "ebay.com", &mut out);
         assert_eq!(out, ["login-verify.top", "deals.top"]);
-        assert!(is_shared_link_host("fonts.googleapis.com"));
-        assert!(is_shared_link_host("googleapis.com"));
-        assert!(!is_shared_link_host("notgoogleapis.com"));
+        assert!(is_shared_link_domain("fonts.googleapis.com"));
+        assert!(is_shared_link_domain("googleapis.com"));
+        assert!(!is_shared_link_domain("notgoogleapis.com"));
     }
 
     #[test]
@@ -855,6 +907,14 @@ see https://ads.doubleclick.net/x and http://landing.deals.top/";
         );
         assert_eq!(id(" fork.xent.com ").as_deref(), Some("fork.xent.com"));
         assert_eq!(id(" <> "), None);
+        assert_eq!(
+            mailing_list_identity(
+                b"list Forteana@yahoogroups.com; contact forteana-owner@yahoogroups.com"
+            )
+            .as_deref(),
+            Some("forteana@yahoogroups.com")
+        );
+        assert_eq!(mailing_list_identity(b"contact help"), None);
         assert_eq!(id("odd > order <x"), Some("odd > order <x".to_string()));
     }
 
@@ -872,7 +932,11 @@ see https://ads.doubleclick.net/x and http://landing.deals.top/";
 
     #[test]
     fn shared_link_domains_are_sorted() {
-        assert!(SHARED_LINK_DOMAINS.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            SHARED_LINK_DOMAINS
+                .windows(2)
+                .all(|w| by_length(w[0], w[1]).is_lt())
+        );
     }
 
     #[test]

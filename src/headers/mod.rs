@@ -108,6 +108,9 @@ pub struct Headers<'a> {
     pub list_unsubscribe: Option<&'a [u8]>,
     /// `List-Id` (RFC 2919): the message was redistributed by this mailing list.
     pub list_id: Option<&'a [u8]>,
+    /// `Mailing-List` (ezmlm, Yahoo Groups: `list NAME@HOST; contact ...`): the same, from list
+    /// managers that predate List-Id.
+    pub mailing_list: Option<&'a [u8]>,
     pub content_type: Option<&'a [u8]>,
     pub content_transfer_encoding: Option<&'a [u8]>,
     /// `X-MS-Exchange-CrossTenant-AuthAs` (`Anonymous`, `Internal`, ...).
@@ -183,6 +186,7 @@ enum Field {
     XMailer,
     ListUnsubscribe,
     ListId,
+    MailingList,
     ContentType,
     ContentTransferEncoding,
     MsAuthAs,
@@ -206,6 +210,7 @@ fn field_of(name: &[u8]) -> Option<Field> {
         10 if is(b"message-id") => Field::MessageId,
         11 if is(b"return-path") => Field::ReturnPath,
         12 if is(b"content-type") => Field::ContentType,
+        12 if is(b"mailing-list") => Field::MailingList,
         14 if is(b"dkim-signature") => Field::DkimSignature,
         15 if is(b"x-originatororg") => Field::OriginatorOrg,
         16 if is(b"list-unsubscribe") => Field::ListUnsubscribe,
@@ -359,6 +364,7 @@ fn finish<'a>(out: &mut Headers<'a>, msg: &'a [u8], field: Option<(Field, usize)
         Field::XMailer => first(&mut out.x_mailer),
         Field::ListUnsubscribe => first(&mut out.list_unsubscribe),
         Field::ListId => first(&mut out.list_id),
+        Field::MailingList => first(&mut out.mailing_list),
         Field::ContentType => first(&mut out.content_type),
         Field::ContentTransferEncoding => first(&mut out.content_transfer_encoding),
         Field::MsAuthAs => first(&mut out.ms_auth_as),
