@@ -19,7 +19,7 @@
 //!    not more than the rest, and, for sending infrastructure (an origin network, a tenant), its
 //!    messages without such evidence do not come from several independent sender organizations
 //!    (each with a campaign's worth of them and none agreeing with the key otherwise).
-//! 5. [`Evidence::place`]: a message belongs to the group of its most specific key that speaks
+//! 5. [`Evidence::place_in`]: a message belongs to the group of its most specific key that speaks
 //!    for its group.
 
 use super::{KeyMap, MIN_CAMPAIGN_MESSAGES};
@@ -182,7 +182,7 @@ pub(super) struct Evidence {
     speaks: Vec<bool>,
     /// Per group (by its number): it holds two or more keys, so its evidence is corroborated.
     corroborated: Vec<bool>,
-    /// Per key: its place in the order [`Evidence::place`] prefers keys in (smaller first), or
+    /// Per key: its place in the order [`Evidence::place_in`] prefers keys in (smaller first), or
     /// `u64::MAX` when it places nothing; made by [`Evidence::settle`].
     rank: Vec<u64>,
 }
@@ -308,13 +308,8 @@ impl Evidence {
     /// The group a message belongs to: that of its most specific key (fewest messages, then
     /// smallest) among those that speak for their group, keys of corroborated groups first (a
     /// tenant seen a few times may not be associated with anything yet while the wave's networks
-    /// and landing domains are). None when no key speaks.
-    pub(super) fn place(&self, keys: &[u64]) -> Option<u32> {
-        self.place_in(keys, |_| true)
-    }
-
-    /// [`Evidence::place`] among the groups `accept` takes (the campaigns: a message whose most
-    /// specific key's group is too small belongs to the campaign of its next key, if any).
+    /// and landing domains are), among the groups `accept` takes (a message whose most specific
+    /// key's group is rejected as too small goes to its next key's). None when no key speaks.
     pub(super) fn place_in(&self, keys: &[u64], accept: impl Fn(u32) -> bool) -> Option<u32> {
         let mut best = u64::MAX;
         for k in keys {
@@ -339,7 +334,7 @@ impl Evidence {
             .is_some_and(|i| self.group[i as usize] == group)
     }
 
-    /// The id key of a group (a value of [`Evidence::place`]): its smallest key.
+    /// The id key of a group (a value of [`Evidence::place_in`]): its smallest key.
     pub(super) fn id_key(&self, group: u32) -> u64 {
         self.table.keys[group as usize]
     }
@@ -535,10 +530,13 @@ fn platforms(
                 }
             }
             if parts < 2 && !is_root {
-                // The rest of the component: everything outside v's separated subtrees.
+                // The rest of the component: everything outside v's separated subtrees (disjoint
+                // runs of the discovery order, searched by their starts).
+                inside.sort_unstable_by_key(|r| r.start);
                 let outside = |&(i, &j): &(usize, &u32)| {
                     let at = component_start + i;
-                    j != v && !inside.iter().any(|r| r.contains(&at))
+                    let before = inside.partition_point(|r| r.start <= at);
+                    j != v && !(before > 0 && inside[before - 1].contains(&at))
                 };
                 let rest = holds(
                     &mut component
@@ -607,7 +605,10 @@ mod tests {
             own.add(&evidence, m, [0, 0], 0);
         }
         evidence.settle(own);
-        let placed = messages.iter().map(|m| evidence.place(m)).collect();
+        let placed = messages
+            .iter()
+            .map(|m| evidence.place_in(m, |_| true))
+            .collect();
         (evidence, placed)
     }
 
@@ -739,14 +740,22 @@ mod tests {
             own.add(&evidence, m, [9, 0], *sender);
         }
         evidence.settle(own);
-        assert!(messages.iter().all(|(m, _)| evidence.place(m).is_none()));
+        assert!(
+            messages
+                .iter()
+                .all(|(m, _)| evidence.place_in(m, |_| true).is_none())
+        );
         // One sender alone is one operation.
         let mut own = OwnershipTally::default();
         for (m, _) in &messages {
             own.add(&evidence, m, [9, 0], 70);
         }
         evidence.settle(own);
-        assert!(messages.iter().all(|(m, _)| evidence.place(m).is_some()));
+        assert!(
+            messages
+                .iter()
+                .all(|(m, _)| evidence.place_in(m, |_| true).is_some())
+        );
     }
 
     /// Link keys are even, sender keys odd (as [`crate::classify::evidence::key`] makes them).

@@ -430,6 +430,11 @@ pub struct GroupOutput {
     pub report: CampaignReport,
 }
 
+/// Passes at most that reject groups too small to be campaigns (each pass only rejects; two or
+/// three settle real corpora). Should the limit be reached, groups still too small are left out
+/// with their messages.
+const MAX_PLACEMENT_ROUNDS: usize = 8;
+
 /// Bytes of a facts record before its keys.
 const RECORD_FIXED: usize = 72;
 
@@ -552,22 +557,37 @@ impl Grouping {
             OwnershipTally::merge,
         )?;
         evidence.settle(ownership);
-        // How many messages each group holds.
-        let first_placed = pass.tally(
-            |sizes: &mut KeyMap<u32, u64>, _, keys| {
-                if let Some(g) = evidence.place(keys) {
-                    *sizes.entry(g).or_default() += 1;
-                }
-            },
-            |sizes, other| {
-                for (g, n) in other {
-                    *sizes.entry(g).or_default() += n;
-                }
-            },
-        )?;
+        // Which groups are campaigns: a group left with fewer than [`MIN_CAMPAIGN_MESSAGES`]
+        // is rejected and its messages go to their next key's group; repeated until no group is
+        // left that small (rejections only move messages into the groups that remain, so sizes
+        // there only grow).
+        let mut rejected = vec![false; evidence.keys()];
         let mut group_size = vec![0u64; evidence.keys()];
-        for (g, n) in first_placed {
-            group_size[g as usize] = n;
+        for _ in 0..MAX_PLACEMENT_ROUNDS {
+            let placed = pass.tally(
+                |sizes: &mut KeyMap<u32, u64>, _, keys| {
+                    if let Some(g) = evidence.place_in(keys, |g| !rejected[g as usize]) {
+                        *sizes.entry(g).or_default() += 1;
+                    }
+                },
+                |sizes, other| {
+                    for (g, n) in other {
+                        *sizes.entry(g).or_default() += n;
+                    }
+                },
+            )?;
+            group_size.iter_mut().for_each(|n| *n = 0);
+            let mut small = false;
+            for (g, n) in placed {
+                group_size[g as usize] = n;
+                if n < MIN_CAMPAIGN_MESSAGES {
+                    rejected[g as usize] = true;
+                    small = true;
+                }
+            }
+            if !small {
+                break;
+            }
         }
 
         // Final pass. Rows: chunks in parallel, written in order. Campaign counters: one task
@@ -583,6 +603,7 @@ impl Grouping {
         let decide = Decide {
             evidence: &evidence,
             group_size: &group_size,
+            rejected: &rejected,
             baseline: &self.baseline,
         };
         let shares = pool.current_num_threads().max(1);
@@ -755,8 +776,9 @@ where
 /// What the final pass needs, shared read-only by the chunks.
 struct Decide<'a> {
     evidence: &'a Evidence,
-    /// Messages first placed in each group, by group number.
+    /// Messages placed in each group, by group number, and the groups rejected as too small.
     group_size: &'a [u64],
+    rejected: &'a [bool],
     baseline: &'a Baseline,
 }
 
@@ -786,13 +808,12 @@ impl Decide<'_> {
         (relay, abuse)
     }
 
-    /// The message's campaign: the group of its most specific speaking key among the groups
-    /// large enough to be campaigns (sizes as first placed: a group that is a campaign keeps
-    /// every message placed in it first, so none falls below the size again).
+    /// The message's campaign: the group of its most specific speaking key among the groups not
+    /// rejected as too small.
     fn campaign(&self, keys: &[u64]) -> Option<u32> {
-        self.evidence.place_in(keys, |g| {
-            self.group_size[g as usize] >= MIN_CAMPAIGN_MESSAGES
-        })
+        self.evidence
+            .place_in(keys, |g| !self.rejected[g as usize])
+            .filter(|&g| self.group_size[g as usize] >= MIN_CAMPAIGN_MESSAGES)
     }
 
     /// The final rows of one chunk: its facts records and its stage-one rows, in the same order;

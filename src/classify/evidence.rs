@@ -277,13 +277,34 @@ fn is_resource(before: &[u8]) -> bool {
         [.., b, b'"' | b'\''] | [.., b] => *b,
         [] => return false,
     };
-    if !matches!(last, b'=' | b'D' | b'd' | b'(' | b' ' | b'\t') {
+    if !matches!(last, b'=' | b'D' | b'd' | b'(' | b' ' | b'\t' | b'\n') {
         return false;
     }
+    // The last 24 bytes without quoted-printable soft line breaks (`src=3D=\n"`,
+    // `backg=\r\nround=`), read backwards into a small buffer.
+    let mut buf = [0u8; 24];
+    let mut len = 0;
+    let mut at = before.len();
+    while at > 0 && len < buf.len() {
+        let soft = if before[..at].ends_with(b"=\r\n") {
+            3
+        } else if before[..at].ends_with(b"=\n") {
+            2
+        } else {
+            0
+        };
+        if soft > 0 {
+            at -= soft;
+            continue;
+        }
+        at -= 1;
+        buf[buf.len() - 1 - len] = before[at];
+        len += 1;
+    }
+    let tail = &buf[buf.len() - len..];
     let ends_with = |s: &[u8], suffix: &[u8]| {
         s.len() >= suffix.len() && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
     };
-    let tail = &before[before.len().saturating_sub(16)..];
     let tail = tail
         .strip_suffix(b"\"")
         .or_else(|| tail.strip_suffix(b"'"))
@@ -769,6 +790,11 @@ see https://ads.doubleclick.net/x and http://landing.deals.top/";
         let mut out = Vec::new();
         landing_domains(body, "ebay.com", &mut out);
         assert_eq!(out, ["login-verify.top", "deals.top"]);
+        // Quoted-printable soft line breaks inside the attribute.
+        let body = b"<img src=3D=\r\n\"https://pics.cdn-a.top/x.gif\"> <td backg=\r\nround=3D\"http://bg.cdn-b.top/y.jpg\"> \
+<img sr=\nc=3D\"https://pics.cdn-c.top/z.gif\"> <a href=3D=\n\"https://go.kit.top/\">";
+        landing_domains(body, "ebay.com", &mut out);
+        assert_eq!(out, ["kit.top"]);
         assert!(is_shared_link_domain("fonts.googleapis.com"));
         assert!(is_shared_link_domain("googleapis.com"));
         assert!(!is_shared_link_domain("notgoogleapis.com"));
