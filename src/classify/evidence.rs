@@ -271,57 +271,76 @@ pub fn add_landing_domains(body: &[u8], from_org: &str, out: &mut Vec<String>) {
 /// Reads up to 16 bytes back: an optional quote, `=` or its quoted-printable form `=3D`, the
 /// attribute name.
 fn is_resource(before: &[u8]) -> bool {
-    // Most links follow a space, a line break or `href="`: one look at the byte before any quote
-    // settles them.
-    let last = match before {
-        [.., b, b'"' | b'\''] | [.., b] => *b,
-        [] => return false,
+    let mut back = Backwards {
+        bytes: before,
+        at: before.len(),
     };
-    if !matches!(last, b'=' | b'D' | b'd' | b'(' | b' ' | b'\t' | b'\n') {
-        return false;
-    }
-    // The last 24 bytes without quoted-printable soft line breaks (`src=3D=\n"`,
-    // `backg=\r\nround=`), read backwards into a small buffer.
-    let mut buf = [0u8; 24];
-    let mut len = 0;
-    let mut at = before.len();
-    while at > 0 && len < buf.len() {
-        let soft = if before[..at].ends_with(b"=\r\n") {
-            3
-        } else if before[..at].ends_with(b"=\n") {
-            2
-        } else {
-            0
-        };
-        if soft > 0 {
-            at -= soft;
-            continue;
-        }
-        at -= 1;
-        buf[buf.len() - 1 - len] = before[at];
-        len += 1;
-    }
-    let tail = &buf[buf.len() - len..];
-    let ends_with = |s: &[u8], suffix: &[u8]| {
-        s.len() >= suffix.len() && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-    };
-    let tail = tail
-        .strip_suffix(b"\"")
-        .or_else(|| tail.strip_suffix(b"'"))
-        .unwrap_or(tail)
-        .trim_ascii_end();
-    if ends_with(tail, b"url(") {
+    back.skip(|b| b == b'"' || b == b'\'');
+    back.skip(|b| b == b' ' || b == b'\t');
+    if back.eat(b"url(") {
         return true;
     }
-    let name = if ends_with(tail, b"=3d") {
-        &tail[..tail.len() - 3]
-    } else if let Some(name) = tail.strip_suffix(b"=") {
-        name
-    } else {
+    if !(back.eat(b"=3d") || back.eat(b"=")) {
         return false;
-    };
-    let name = name.trim_ascii_end();
-    ends_with(name, b"src") || ends_with(name, b"background")
+    }
+    back.skip(|b| b == b' ' || b == b'\t');
+    back.eat(b"src") || back.eat(b"background")
+}
+
+/// Reads text backwards from a position, skipping quoted-printable soft line breaks (`=` at a
+/// line end): `src=3D=\n"` and `backg=\r\nround=` read as `src=3D"` and `background=`.
+struct Backwards<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Backwards<'_> {
+    /// The byte before the position, which moves before it.
+    fn next(&mut self) -> Option<u8> {
+        loop {
+            let b = self.bytes[..self.at].last().copied()?;
+            if b == b'\n' {
+                let line = &self.bytes[..self.at - 1];
+                let soft = if line.ends_with(b"=\r") {
+                    3
+                } else if line.ends_with(b"=") {
+                    2
+                } else {
+                    0
+                };
+                if soft > 0 {
+                    self.at -= soft;
+                    continue;
+                }
+            }
+            self.at -= 1;
+            return Some(b);
+        }
+    }
+
+    /// Step back over one byte `wanted` says yes to, if the next one is such a byte.
+    fn skip(&mut self, wanted: impl Fn(u8) -> bool) {
+        let at = self.at;
+        match self.next() {
+            Some(b) if wanted(b) => {}
+            _ => self.at = at,
+        }
+    }
+
+    /// Step back over `word` (ASCII case-insensitive) if the text before ends with it; else stay.
+    fn eat(&mut self, word: &[u8]) -> bool {
+        let at = self.at;
+        for &w in word.iter().rev() {
+            match self.next() {
+                Some(b) if b.eq_ignore_ascii_case(&w) => {}
+                _ => {
+                    self.at = at;
+                    return false;
+                }
+            }
+        }
+        true
+    }
 }
 
 /// Bytes of a host name in a link: ASCII letters and digits, `-` and `.` (a table: the host
