@@ -18,6 +18,7 @@ use crate::work::{Item, ItemKind};
 
 /// Indices into [`MESSAGE_COLUMNS`] of the cells the campaign stage reads back.
 mod col {
+    pub const FROM: usize = 5;
     pub const FROM_DOMAIN: usize = 6;
     pub const SUBJECT: usize = 8;
     pub const TENANT_ID: usize = 19;
@@ -670,6 +671,7 @@ impl<'o> RowWriter<'o> {
             .find(|h| h.ip.as_ref().is_some_and(classify::received::is_public));
         let origin = origin_hop.and_then(|h| h.ip);
         let mut origin_net = 0;
+        let mut origin_keyed = false;
         if let (Some(ip), Some(hop)) = (origin, origin_hop) {
             origin_net = evidence::network_key(&ip);
             // Shared infrastructure (Microsoft, gateways, mailbox providers), known by its
@@ -683,8 +685,35 @@ impl<'o> RowWriter<'o> {
             };
             if rules.ip(&ip).is_none() && !evidence::never_routed(&ip) && !named_shared() {
                 keys.push(origin_net);
+                origin_keyed = true;
             }
         }
+        // Whether the message left through its sender's own provider: the origin host is named
+        // under the From organization (reverse DNS, else HELO) and so is the server that took it
+        // from there — handled inside the sender's organization before it reached the Internet
+        // (a webmail, an ISP's smarthost, a company's gateway). Read with the From addresses: a
+        // webmail's users each write a little, a company repeats a few addresses.
+        let org = from_org.as_bytes();
+        let under_from_org = |name: Option<&[u8]>| {
+            name.is_some_and(|n| {
+                let n = n.strip_suffix(b".").unwrap_or(n);
+                n.len() >= org.len()
+                    && n[n.len() - org.len()..].eq_ignore_ascii_case(org)
+                    && (n.len() == org.len() || n[n.len() - org.len() - 1] == b'.')
+            })
+        };
+        let origin_is_senders = origin_keyed
+            && !org.is_empty()
+            && origin_hop.is_some_and(|h| {
+                under_from_org(h.by_host) && under_from_org(h.from_rdns.or(h.from_host))
+            });
+        let from_address = &self.cells[col::FROM];
+        // Only read for mail that left through its sender's own provider.
+        let sender = if from_address.is_empty() || !origin_is_senders {
+            0
+        } else {
+            evidence::key_ascii_lowercase(b'S', from_address)
+        };
         let keys_len = (keys.len() - keys_start).min(255);
         keys.truncate(keys_start + keys_len);
         let recipient = h.to.first().map_or(0, |v| recipient_key(v));
@@ -723,6 +752,8 @@ impl<'o> RowWriter<'o> {
             origin_ip: origin.as_ref().map_or(0, evidence::address_key),
             origin_net,
             recipient,
+            sender,
+            origin_is_senders,
             keys: (keys_start as u32, keys_len as u8),
             from_text: (text_start as u32, from_bytes.len() as u16),
             subject_text: (subject_start as u32, subject_len as u16),

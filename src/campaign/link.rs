@@ -284,12 +284,28 @@ impl Evidence {
                 *senders.entry(key).or_default() += 1;
             }
         }
+        // A mailbox provider's network: mail of one organization leaves through that
+        // organization's own servers from many addresses that each write little (a company's
+        // gateway sends from a few addresses again and again).
+        let mut by_organization: KeyMap<(u32, u64), (u32, u32)> = KeyMap::default();
+        for ((key, organization, _), n) in tally.own_provider {
+            let a = by_organization.entry((key, organization)).or_default();
+            a.0 += 1;
+            a.1 += n;
+        }
+        let mut providers: KeyMap<u32, ()> = KeyMap::default();
+        for ((key, _), (distinct, sent)) in by_organization {
+            if distinct >= SUPPORT && 2 * distinct >= sent {
+                providers.insert(key, ());
+            }
+        }
         for (i, speaks) in self.speaks.iter_mut().enumerate() {
             let (agree, disagree) = tally.votes.get(&(i as u32)).copied().unwrap_or((0, 0));
             let independent_senders = senders.get(&(i as u32)).copied().unwrap_or(0);
+            let provider = providers.contains_key(&(i as u32));
             // Messages with no other corroborated evidence do not contradict the key.
             let unclaimed = self.table.count[i].saturating_sub(agree + disagree);
-            *speaks = agree + unclaimed >= disagree && independent_senders < 2;
+            *speaks = agree + unclaimed >= disagree && independent_senders < 2 && !provider;
         }
         // Keys of corroborated groups first, then fewer messages, then the smaller number.
         self.rank = (0..self.speaks.len())
@@ -345,6 +361,18 @@ impl Evidence {
     }
 }
 
+/// Who sent a message, as the ownership tally reads it (hashes, 0 when unknown).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Sender {
+    /// The From organization.
+    pub organization: u64,
+    /// The From address.
+    pub address: u64,
+    /// The origin host is named under the From organization (it left through its own
+    /// provider's servers).
+    pub through_own_provider: bool,
+}
+
 /// Whom each key speaks for, tallied over a stretch of messages; stretches merge by sums.
 #[derive(Default)]
 pub(super) struct OwnershipTally {
@@ -354,19 +382,23 @@ pub(super) struct OwnershipTally {
     /// Per (sending-infrastructure key, sender organization): the key's messages with no other
     /// corroborated evidence, and those whose other evidence agrees with the key's group.
     by_sender: KeyMap<(u32, u64), (u32, u32)>,
+    /// Per (origin network key, From organization, From address): messages that left through
+    /// their sender's own provider from that network.
+    own_provider: KeyMap<(u32, u64, u64), u32>,
     scratch: Vec<u32>,
 }
 
 impl OwnershipTally {
     /// Count one message: its keys, which of them are sending infrastructure (its tenant and
-    /// origin network keys, 0 when none) and its sender organization (hash, 0 when none).
+    /// origin network keys, 0 when none) and who sent it.
     pub(super) fn add(
         &mut self,
         evidence: &Evidence,
         keys: &[u64],
         infrastructure: [u64; 2],
-        sender: u64,
+        who: Sender,
     ) {
+        let sender = who.organization;
         let mut linking = std::mem::take(&mut self.scratch);
         linking.clear();
         let mut has_own_destination = false;
@@ -405,6 +437,15 @@ impl OwnershipTally {
                     s.1 += 1;
                 }
             }
+            if who.through_own_provider
+                && who.address != 0
+                && evidence.table.keys[k as usize] == infrastructure[1]
+            {
+                *self
+                    .own_provider
+                    .entry((k, who.organization, who.address))
+                    .or_default() += 1;
+            }
             if alone {
                 continue;
             }
@@ -428,6 +469,9 @@ impl OwnershipTally {
             let s = self.by_sender.entry(k).or_default();
             s.0 += alone;
             s.1 += agreeing;
+        }
+        for (k, n) in other.own_provider {
+            *self.own_provider.entry(k).or_default() += n;
         }
     }
 }
@@ -602,7 +646,7 @@ mod tests {
         let mut evidence = Evidence::build(table, &tally);
         let mut own = OwnershipTally::default();
         for m in messages {
-            own.add(&evidence, m, [0, 0], 0);
+            own.add(&evidence, m, [0, 0], Sender::default());
         }
         evidence.settle(own);
         let placed = messages
@@ -737,7 +781,11 @@ mod tests {
         let mut evidence = Evidence::build(table, &tally);
         let mut own = OwnershipTally::default();
         for (m, sender) in &messages {
-            own.add(&evidence, m, [9, 0], *sender);
+            let who = Sender {
+                organization: *sender,
+                ..Sender::default()
+            };
+            own.add(&evidence, m, [9, 0], who);
         }
         evidence.settle(own);
         assert!(
@@ -748,7 +796,11 @@ mod tests {
         // One sender alone is one operation.
         let mut own = OwnershipTally::default();
         for (m, _) in &messages {
-            own.add(&evidence, m, [9, 0], 70);
+            let who = Sender {
+                organization: 70,
+                ..Sender::default()
+            };
+            own.add(&evidence, m, [9, 0], who);
         }
         evidence.settle(own);
         assert!(
@@ -815,6 +867,34 @@ mod tests {
         let (_, placed) = link(&messages);
         assert!(placed[..30].iter().all(Option::is_none));
         assert!(placed[30..].iter().all(|g| *g == placed[30] && g.is_some()));
+    }
+
+    /// A network whose mail leaves through its senders' own provider from many addresses that
+    /// each write once (a webmail server) speaks for none; the same network sending one address's
+    /// newsletter again and again is one operation.
+    #[test]
+    fn a_mailbox_providers_network_speaks_for_none() {
+        let net = sender_key(9);
+        let mut counts: KeyMap<u64, u32> = KeyMap::default();
+        counts.insert(net, 12);
+        let table = KeyTable::new(counts.iter().map(|(&k, &n)| (k, n)));
+        let mut evidence = Evidence::build(table, &PairTally::default());
+        let settle = |evidence: &mut Evidence, address: &dyn Fn(u64) -> u64| {
+            let mut own = OwnershipTally::default();
+            for i in 0..12u64 {
+                let who = Sender {
+                    organization: 5,
+                    address: address(i),
+                    through_own_provider: true,
+                };
+                own.add(evidence, &[net], [0, net], who);
+            }
+            evidence.settle(own);
+        };
+        settle(&mut evidence, &|i| 100 + i);
+        assert_eq!(evidence.place_in(&[net], |_| true), None);
+        settle(&mut evidence, &|i| 100 + i % 2);
+        assert!(evidence.place_in(&[net], |_| true).is_some());
     }
 
     #[test]

@@ -136,6 +136,12 @@ pub struct MessageFacts {
     pub origin_ip: u64,
     pub origin_net: u64,
     pub recipient: u64,
+    /// The From address (lowercased) when the message left through its sender's own provider
+    /// (the only use of it), else 0.
+    pub sender: u64,
+    /// The origin host's name (reverse DNS, else HELO) lies under the From organization: the
+    /// message left through its sender's own provider (a webmail's server, a brand's gateway).
+    pub origin_is_senders: bool,
     /// This message's keys: `fact_keys[keys.0 .. keys.0 + keys.1]`.
     pub keys: (u32, u8),
     /// The From domain text: `fact_text[from_text.0 .. from_text.0 + from_text.1]`.
@@ -436,7 +442,7 @@ pub struct GroupOutput {
 const MAX_PLACEMENT_ROUNDS: usize = 8;
 
 /// Bytes of a facts record before its keys.
-const RECORD_FIXED: usize = 72;
+const RECORD_FIXED: usize = 80;
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> OutputError + '_ {
     move |source| OutputError::Write {
@@ -552,7 +558,12 @@ impl Grouping {
         // Whom each key speaks for.
         let ownership = pass.tally(
             |t: &mut OwnershipTally, r, keys| {
-                t.add(&evidence, keys, [r.tenant, r.origin_net], r.brand)
+                let sender = link::Sender {
+                    organization: r.brand,
+                    address: r.sender,
+                    through_own_provider: r.origin_is_senders,
+                };
+                t.add(&evidence, keys, [r.tenant, r.origin_net], sender)
             },
             OwnershipTally::merge,
         )?;
@@ -1029,6 +1040,8 @@ struct Record {
     origin_ip: u64,
     origin_net: u64,
     recipient: u64,
+    sender: u64,
+    origin_is_senders: bool,
 }
 
 impl Record {
@@ -1047,6 +1060,7 @@ impl Record {
         rec[13] = u8::from(f.aligned_pass);
         rec[14..16].copy_from_slice(&f.relay.bits.to_le_bytes());
         rec[16] = keys as u8;
+        rec[17] = u8::from(f.origin_is_senders);
         rec[18..20].copy_from_slice(&(text_len as u16).to_le_bytes());
         rec[20..22].copy_from_slice(&(subject_len as u16).to_le_bytes());
         for (i, v) in [
@@ -1056,6 +1070,7 @@ impl Record {
             f.origin_ip,
             f.origin_net,
             f.recipient,
+            f.sender,
         ]
         .into_iter()
         .enumerate()
@@ -1079,6 +1094,8 @@ impl Record {
             origin_ip: u64_at(3),
             origin_net: u64_at(4),
             recipient: u64_at(5),
+            sender: u64_at(6),
+            origin_is_senders: rec[17] != 0,
         }
     }
 }

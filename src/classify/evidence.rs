@@ -49,6 +49,19 @@ pub fn key(kind: u8, value: &[u8]) -> u64 {
     if kind == b'L' { (h & !1).max(2) } else { h | 1 }
 }
 
+/// [`key`] of a value taken ASCII-lowercased, without copying it.
+pub fn key_ascii_lowercase(kind: u8, value: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in [kind, b':']
+        .into_iter()
+        .chain(value.iter().map(u8::to_ascii_lowercase))
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    if kind == b'L' { (h & !1).max(2) } else { h | 1 }
+}
+
 /// Whether an evidence key is a link (`L`) key.
 pub fn is_link(key: u64) -> bool {
     key & 1 == 0
@@ -817,6 +830,18 @@ see https://ads.doubleclick.net/x and http://landing.deals.top/";
         assert!(is_shared_link_domain("fonts.googleapis.com"));
         assert!(is_shared_link_domain("googleapis.com"));
         assert!(!is_shared_link_domain("notgoogleapis.com"));
+    }
+
+    #[test]
+    fn lowercased_keys_equal_keys_of_the_lowercased_value() {
+        for v in ["Jane.Doe@Example.COM", "", "x", "ÄÖ@b.example"] {
+            for kind in [b'S', b'L'] {
+                assert_eq!(
+                    key_ascii_lowercase(kind, v.as_bytes()),
+                    key(kind, v.to_ascii_lowercase().as_bytes())
+                );
+            }
+        }
     }
 
     #[test]
