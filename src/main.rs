@@ -108,7 +108,7 @@ struct ScanArgs {
     /// Directory for the result files (created if missing).
     #[arg(long, short)]
     out: PathBuf,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core; at most 8 per core).
     #[arg(long, short = 'j', default_value_t = 0)]
     threads: usize,
     /// Read files with buffered reads instead of memory maps (for network filesystems, or when
@@ -226,6 +226,9 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Worker threads per core at most (`--threads` above that is capped, with a message).
+const THREADS_PER_CORE: usize = 8;
+
 fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
     ctrlc::set_handler(|| {
         scan::INTERRUPTED.store(true, Ordering::SeqCst);
@@ -240,8 +243,21 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
     })
     .context("cannot install the Ctrl-C handler")?;
 
+    // Thread start-up grows with the square of the count; beyond a few per core nothing is
+    // gained.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let max_threads = THREADS_PER_CORE * cores;
+    let threads = if args.threads > max_threads {
+        eprintln!(
+            "mailcensus: --threads {} is more than {THREADS_PER_CORE} per core ({max_threads} on this machine); using {max_threads}",
+            args.threads
+        );
+        max_threads
+    } else {
+        args.threads
+    };
     let mut opts = ScanOptions {
-        threads: args.threads,
+        threads,
         mmap: !args.no_mmap,
         ..ScanOptions::default()
     };

@@ -393,3 +393,66 @@ fn mapped_streamed_and_compressed_mbox_agree_on_odd_starts() {
     scan_ok(&[gz.as_os_str()], streamed.path());
     assert_eq!(rows_without_source(streamed.path()), want);
 }
+
+/// A key "file" without end (`--keys /dev/zero`) is refused once it passes the size limit,
+/// instead of growing until the kernel kills the run.
+#[test]
+fn an_endless_key_file_is_refused_at_its_limit() {
+    let out = tempfile::tempdir().unwrap();
+    let o = scan(
+        &[sample_mbox().as_os_str(), os("--keys"), os("/dev/zero")],
+        out.path(),
+    );
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("larger than 256 MiB"), "{stderr}");
+    assert!(!out.path().join("messages.csv").exists());
+}
+
+/// An absurd thread count is capped at a few per core, said on stderr, and the run completes.
+#[test]
+fn an_absurd_thread_count_is_capped_and_said() {
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = bin();
+    cmd.args(["scan"])
+        .arg(sample_mbox())
+        .args(["--threads", "100000", "--no-dkim", "--out"])
+        .arg(out.path());
+    let o = cmd.output().expect("run mailcensus");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("--threads 100000 is more than 8 per core"),
+        "{stderr}"
+    );
+    assert!(out.path().join("messages.csv").exists());
+}
+
+/// Text cells of campaigns.csv that come from the mail (From domains, brands, the example
+/// subject) are guarded against spreadsheet formulas like every text cell of messages.csv.
+#[test]
+fn campaign_text_cells_are_guarded_against_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut mbox = Vec::new();
+    for i in 0..4 {
+        mbox.extend_from_slice(
+            format!(
+                "From x@y Mon Jan  1 00:00:0{i} 2024\nFrom: a{i}@=evil{i}.example\nSubject: =HYPERLINK(\"x\")\nMessage-ID: <{i}@x>\n\nhttps://www.landing-formula.top/a\n\n"
+            )
+            .as_bytes(),
+        );
+    }
+    let input = dir.path().join("f.mbox");
+    std::fs::write(&input, &mbox).unwrap();
+    scan_ok(&[input.as_os_str(), os("--no-dkim")], out.path());
+    let campaigns = rows(&out.path().join("campaigns.csv"));
+    assert_eq!(campaigns.len(), 1, "{campaigns:?}");
+    let c = &campaigns[0];
+    for column in ["top_from_domains", "top_brands", "example_subject"] {
+        let cell = &c[column];
+        assert!(!cell.is_empty(), "{column}: {c:?}");
+        assert!(!cell.starts_with('='), "{column} unguarded: {cell}");
+    }
+    assert!(c["top_from_domains"].starts_with("'="), "{c:?}");
+}

@@ -146,6 +146,8 @@ impl LoadStats {
 pub enum KeyStoreError {
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: io::Error },
+    #[error("{}: larger than {} MiB; a key file that size is not a key file (split it if it really is)", .path.display(), .limit >> 20)]
+    TooLarge { path: PathBuf, limit: u64 },
     #[error("{path}:{line}: {reason}")]
     Syntax {
         path: String,
@@ -153,6 +155,10 @@ pub enum KeyStoreError {
         reason: String,
     },
 }
+
+/// Key files larger than this are refused (about half a million 2048-bit keys): a user's typo
+/// (`--keys /dev/zero`, a mail archive) must not take the machine's memory.
+pub const MAX_KEY_FILE_BYTES: u64 = 256 << 20;
 
 /// Offline TXT store: name → records in load order, plus names with a recorded NXDOMAIN.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -228,10 +234,31 @@ impl KeyStore {
     /// Read and load one file; the format is sniffed (see the module docs).
     /// Only I/O errors are `Err`; bad lines are listed in the returned stats.
     pub fn load_file(&mut self, path: &Path) -> Result<LoadStats, KeyStoreError> {
-        let data = std::fs::read(path).map_err(|source| KeyStoreError::Io {
+        self.load_file_within(path, MAX_KEY_FILE_BYTES)
+    }
+
+    /// [`KeyStore::load_file`] with a size limit: a file (or device, or pipe) with more than
+    /// `limit` bytes is an error, read no further than that.
+    pub fn load_file_within(
+        &mut self,
+        path: &Path,
+        limit: u64,
+    ) -> Result<LoadStats, KeyStoreError> {
+        use std::io::Read as _;
+        let io_err = |source| KeyStoreError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let mut data = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit + 1).read_to_end(&mut data))
+            .map_err(io_err)?;
+        if data.len() as u64 > limit {
+            return Err(KeyStoreError::TooLarge {
+                path: path.to_path_buf(),
+                limit,
+            });
+        }
         let origin = path.display().to_string();
         let data = strip_bom(&data);
         let format = match dns_cache_name(path, data) {
