@@ -314,7 +314,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
     }
 
     let show = !args.quiet && std::io::stderr().is_terminal();
-    let bar = show.then(|| progress_bar(&args.inputs));
+    let bar = show.then(|| progress_bar(&args.inputs, &args.out));
     let mut last = Instant::now();
     let started = Instant::now();
     let mut progress = |t: &mailcensus::aggregate::Totals| {
@@ -360,9 +360,9 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
 }
 
 /// A bar over the bytes of all input files (a quick walk first, for the ETA).
-fn progress_bar(inputs: &[PathBuf]) -> ProgressBar {
+fn progress_bar(inputs: &[PathBuf], out: &std::path::Path) -> ProgressBar {
     let mut total = 0u64;
-    mailcensus::input::walk(inputs, |f| {
+    mailcensus::input::walk(inputs, Some(out), |f| {
         if let mailcensus::input::Found::File {
             size: Some(size), ..
         } = f

@@ -142,6 +142,7 @@ pub fn scan(
     let ran = pipeline(
         inputs,
         opts,
+        Some(out_dir),
         threads,
         &mut |out| {
             if write_error.is_some() {
@@ -290,6 +291,7 @@ pub fn collect_key_names(
     let ran = pipeline(
         inputs,
         &pass,
+        None,
         thread_count(opts),
         &mut |_| true,
         &mut |_| {},
@@ -318,9 +320,12 @@ fn thread_count(opts: &ScanOptions) -> usize {
 /// The parallel part of a run: the producer cuts the inputs into units, the pool turns them into
 /// rows, and `deliver` receives every unit's output in input order on the calling thread. When
 /// `deliver` returns false (its output failed) the producer stops.
+/// `out_dir`, when the run writes one, is left out of the walk: it holds the run's own scratch
+/// files and an earlier run's results, never mail.
 fn pipeline(
     inputs: &[PathBuf],
     opts: &ScanOptions,
+    out_dir: Option<&Path>,
     threads: usize,
     deliver: &mut dyn FnMut(&UnitOutput) -> bool,
     progress: &mut dyn FnMut(&Totals),
@@ -345,7 +350,7 @@ fn pipeline(
         let producer = s.spawn(move || {
             let buffers = producer_buffers;
             let mut seq = 0u64;
-            produce(inputs, opts, &mut |work| {
+            produce(inputs, opts, out_dir, &mut |work| {
                 if !window.acquire() {
                     return false;
                 }
@@ -463,7 +468,7 @@ fn source_name(path: &Path) -> Arc<str> {
 
 /// Walk the inputs and cut them into work units, in input order. `emit` returns false when the
 /// scan is stopping; the walk then ends early.
-fn produce(inputs: &[PathBuf], opts: &ScanOptions, emit: &mut Sink<'_>) {
+fn produce(inputs: &[PathBuf], opts: &ScanOptions, out_dir: Option<&Path>, emit: &mut Sink<'_>) {
     let mut batch: Vec<FileJob> = Vec::new();
     let mut batch_bytes = 0u64;
     let mut going = true;
@@ -471,7 +476,7 @@ fn produce(inputs: &[PathBuf], opts: &ScanOptions, emit: &mut Sink<'_>) {
         *bytes = 0;
         batch.is_empty() || emit(Work::Files(std::mem::take(batch)))
     };
-    input::walk(inputs, |found| {
+    input::walk(inputs, out_dir, |found| {
         if !going || INTERRUPTED.load(Ordering::Relaxed) {
             going = false;
             return;

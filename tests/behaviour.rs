@@ -456,3 +456,29 @@ fn campaign_text_cells_are_guarded_against_formulas() {
     }
     assert!(c["top_from_domains"].starts_with("'="), "{c:?}");
 }
+
+/// An output directory inside a scanned directory is left out of the walk (it holds the run's
+/// own scratch files and the last run's results, never mail): a rerun gives the same rows.
+#[test]
+fn an_output_directory_inside_the_input_is_not_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(sample_mbox(), dir.path().join("mail.mbox")).unwrap();
+    let out = dir.path().join("results");
+    let run = || {
+        scan_ok(&[dir.path().as_os_str(), os("--no-dkim")], &out);
+        std::fs::read(out.join("messages.csv")).unwrap()
+    };
+    let first = run();
+    let second = run();
+    assert!(first == second, "a rerun read its own output");
+    let rows = rows(&out.join("messages.csv"));
+    assert!(
+        rows.iter().all(|r| !r["source"].contains("results")),
+        "{rows:?}"
+    );
+    let summary = summary(&out);
+    assert!(
+        summary.to_string().contains("output-directory"),
+        "the skipped output directory is reported"
+    );
+}

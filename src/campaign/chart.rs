@@ -152,11 +152,26 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Every day of the range, with 0 where nothing came, so lines fall to the axis between waves.
+/// The days with mail, and a 0 on the day before and after each run of them (within the
+/// range), so lines fall to the axis between waves. Grows with the days that have mail, not with
+/// the span: spam dated 1901 and 9999 must not make a chart of three million points.
 fn filled_days(lo: i64, hi: i64, per_day: &BTreeMap<i64, u64>) -> Vec<(i64, u64)> {
-    (lo..=hi)
-        .map(|d| (d, per_day.get(&d).copied().unwrap_or(0)))
-        .collect()
+    let mut points = Vec::with_capacity(per_day.len() * 3);
+    for (&d, &n) in per_day.range(lo..=hi) {
+        let before = d - 1;
+        if before >= lo
+            && !per_day.contains_key(&before)
+            && points.last().is_none_or(|&(p, _)| p < before)
+        {
+            points.push((before, 0));
+        }
+        points.push((d, n));
+        let after = d + 1;
+        if after <= hi && !per_day.contains_key(&after) {
+            points.push((after, 0));
+        }
+    }
+    points
 }
 
 #[cfg(test)]
@@ -176,5 +191,32 @@ mod tests {
         assert!(svg.contains("campaign 00ab (14 msgs, 2 relay abuse)"));
         assert!(svg.contains("relay abuse, all messages (2 msgs)"));
         assert!(svg.matches("<polyline").count() >= 2, "two lines");
+    }
+
+    #[test]
+    fn the_chart_grows_with_the_days_that_have_mail_not_with_the_span() {
+        let mut per_day = BTreeMap::new();
+        // 1901-01-01 to 9999-12-31, 24 days with mail.
+        for i in 0..24i64 {
+            per_day.insert(-25_202 + i * 120_000, (1, 1));
+        }
+        let outside = BTreeMap::new();
+        let s = Series::from_campaigns(std::iter::once(("00ab", 24u64, &per_day)), &outside);
+        let svg = render(&s);
+        assert!(svg.len() < 200_000, "{} bytes", svg.len());
+        assert!(svg.contains("campaign 00ab (24 msgs, 24 relay abuse)"));
+    }
+
+    #[test]
+    fn filled_days_drop_to_zero_around_each_run() {
+        let per_day: BTreeMap<i64, u64> = [(10, 5), (11, 6), (20, 1)].into_iter().collect();
+        assert_eq!(
+            filled_days(9, 21, &per_day),
+            vec![(9, 0), (10, 5), (11, 6), (12, 0), (19, 0), (20, 1), (21, 0)]
+        );
+        assert_eq!(
+            filled_days(10, 20, &per_day),
+            vec![(10, 5), (11, 6), (12, 0), (19, 0), (20, 1)]
+        );
     }
 }

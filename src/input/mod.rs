@@ -182,7 +182,10 @@ fn maildir_folder(dir: &Path) -> Option<&'static str> {
 
 /// Walk `paths` in order, calling `visit` for every file found. Directories are walked
 /// recursively with entries sorted by name; symbolic links are followed (walkdir detects loops).
-pub fn walk(paths: &[PathBuf], mut visit: impl FnMut(Found)) {
+pub fn walk(paths: &[PathBuf], skip_dir: Option<&Path>, mut visit: impl FnMut(Found)) {
+    // The directory to leave out, by its canonical path, compared only with directories of the
+    // same name (one canonicalization per such directory, not per file).
+    let skip = skip_dir.and_then(|d| Some((d.canonicalize().ok()?, d.file_name()?.to_owned())));
     for root in paths {
         if root.as_os_str() == "-" {
             visit(Found::Stdin);
@@ -225,6 +228,17 @@ pub fn walk(paths: &[PathBuf], mut visit: impl FnMut(Found)) {
             };
             let path = entry.path();
             if entry.file_type().is_dir() {
+                if let Some((skip_path, skip_name)) = &skip
+                    && path.file_name() == Some(skip_name.as_os_str())
+                    && path.canonicalize().is_ok_and(|p| p == *skip_path)
+                {
+                    visit(Found::Skipped {
+                        path: path.to_path_buf(),
+                        reason: "output-directory",
+                    });
+                    it.skip_current_dir();
+                    continue;
+                }
                 if entry.depth() > 0 && maildir_folder(path) == Some("tmp") {
                     // Maildir tmp/ holds deliveries in progress, never finished messages.
                     visit(Found::Skipped {
