@@ -24,8 +24,21 @@ use std::sync::Arc;
 const EXIT_OK: u8 = 0;
 /// Exit status for an error that stopped the run (bad output directory, write failure).
 const EXIT_ERROR: u8 = 1;
+/// Exit status for a bad command line: an unknown option (clap's own), or a file or server it names
+/// that cannot be used (a missing key or rules file, a bad `--dns` address).
+const EXIT_USAGE: u8 = 2;
 /// Exit status when the run finished but some inputs could not be read (listed in summary.json).
 const EXIT_PARTIAL: u8 = 3;
+
+/// Marks an error as the command line's (exit [`EXIT_USAGE`]), as context on the error.
+#[derive(Debug)]
+struct BadArgument;
+
+impl std::fmt::Display for BadArgument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("bad command-line argument")
+    }
+}
 /// Exit status after Ctrl-C or SIGTERM (no result files are left behind).
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -180,7 +193,11 @@ fn main() -> ExitCode {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("mailcensus: error: {e:#}");
-                ExitCode::from(EXIT_ERROR)
+                if e.downcast_ref::<BadArgument>().is_some() {
+                    ExitCode::from(EXIT_USAGE)
+                } else {
+                    ExitCode::from(EXIT_ERROR)
+                }
             }
         },
         Command::Generate(args) => match run_generate(args) {
@@ -270,7 +287,11 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
     opts.stream.split.max_header_bytes = opts.rows.header_limits.max_header_bytes;
     opts.campaigns = match (&args.rules, args.no_campaigns) {
         (_, true) => None,
-        (Some(path), false) => Some(Arc::new(Rules::from_file(path)?)),
+        (Some(path), false) => Some(Arc::new(
+            Rules::from_file(path)
+                .map_err(anyhow::Error::from)
+                .context(BadArgument)?,
+        )),
         (None, false) => Some(Arc::new(Rules::builtin())),
     };
     if !args.no_dkim {
@@ -281,7 +302,8 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
             } else {
                 store.load_file(path).map(|s| vec![s])
             }
-            .with_context(|| format!("cannot load keys from {}", path.display()))?;
+            .with_context(|| format!("cannot load keys from {}", path.display()))
+            .context(BadArgument)?;
             for stats in loaded {
                 // A bad line does not lose the rest of a key archive, but it is never silent.
                 for e in stats.errors.iter().take(20) {
@@ -402,7 +424,9 @@ fn fetch_missing_keys(
     opts: &ScanOptions,
     store: &mut KeyStore,
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let server = dns::parse_server(server).map_err(|e| anyhow::anyhow!("--dns: {e}"))?;
+    let server = dns::parse_server(server)
+        .map_err(|e| anyhow::anyhow!("--dns: {e}"))
+        .context(BadArgument)?;
     // The key names are collected in a first pass over the inputs; standard input can be read
     // only once.
     let once_only = |p: &PathBuf| {

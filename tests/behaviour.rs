@@ -482,3 +482,28 @@ fn an_output_directory_inside_the_input_is_not_scanned() {
         "the skipped output directory is reported"
     );
 }
+
+/// A key file, rules file or DNS server named on the command line that cannot be used is a bad
+/// command line (exit 2, as the README says), not a failed run.
+#[test]
+fn unusable_files_and_servers_on_the_command_line_exit_2() {
+    let out = tempfile::tempdir().unwrap();
+    let missing = out.path().join("no-such-file");
+    for args in [
+        vec![os("--keys"), missing.as_os_str()],
+        vec![os("--rules"), missing.as_os_str()],
+        vec![os("--dns"), os("not an address")],
+    ] {
+        let mut all = vec![sample_mbox().into_os_string()];
+        all.extend(args.iter().map(|a| a.to_os_string()));
+        let refs: Vec<&std::ffi::OsStr> = all.iter().map(|a| a.as_os_str()).collect();
+        let o = scan(&refs, &out.path().join("o"));
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(String::from_utf8_lossy(&o.stderr).contains("bad command-line argument"));
+    }
+}
