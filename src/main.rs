@@ -20,6 +20,23 @@ use mailcensus::{output, summary};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Write a line to stderr; a closed or full stderr loses the line but never stops the run (the
+/// results on disk are what matters), unlike `eprintln!`, which panics.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// [`say!`] without the line break.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Exit status when every input was read.
 const EXIT_OK: u8 = 0;
 /// Exit status for an error that stopped the run (bad output directory, write failure).
@@ -192,7 +209,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => match run_scan(args) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
-                eprintln!("mailcensus: error: {e:#}");
+                say!("mailcensus: error: {e:#}");
                 if e.downcast_ref::<BadArgument>().is_some() {
                     ExitCode::from(EXIT_USAGE)
                 } else {
@@ -203,7 +220,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => match run_generate(args) {
             Ok(()) => ExitCode::from(EXIT_OK),
             Err(e) => {
-                eprintln!("mailcensus: error: {e:#}");
+                say!("mailcensus: error: {e:#}");
                 ExitCode::from(EXIT_ERROR)
             }
         },
@@ -225,7 +242,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     let r = mailcensus::generate::generate(&opts)?;
     if !args.quiet {
         let counts: Vec<String> = r.expected.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        eprintln!(
+        say!(
             "mailcensus: generated {} messages, {} signatures ({}), {:.1} MB in {}",
             r.messages,
             r.signatures,
@@ -233,7 +250,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
             r.mbox_bytes as f64 / 1e6,
             args.out.display()
         );
-        eprintln!(
+        say!(
             "  keys {:.2}s; messages {:.2}s ({:.0} messages/s)",
             r.key_seconds,
             r.message_seconds,
@@ -252,10 +269,10 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         // Remove temporary outputs now and leave: a worker may be blocked reading a pipe.
         let aborted = output::abort_pending();
         if aborted.committed && aborted.removed == 0 {
-            eprintln!("\nmailcensus: interrupted after the results were complete");
+            say!("\nmailcensus: interrupted after the results were complete");
             std::process::exit(i32::from(EXIT_OK));
         }
-        eprintln!("\nmailcensus: interrupted; no result files were written");
+        say!("\nmailcensus: interrupted; no result files were written");
         std::process::exit(i32::from(EXIT_INTERRUPTED));
     })
     .context("cannot install the Ctrl-C handler")?;
@@ -265,7 +282,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let max_threads = THREADS_PER_CORE * cores;
     let threads = if args.threads > max_threads {
-        eprintln!(
+        say!(
             "mailcensus: --threads {} is more than {THREADS_PER_CORE} per core ({max_threads} on this machine); using {max_threads}",
             args.threads
         );
@@ -307,10 +324,10 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
             for stats in loaded {
                 // A bad line does not lose the rest of a key archive, but it is never silent.
                 for e in stats.errors.iter().take(20) {
-                    eprintln!("mailcensus: warning: key file {e}");
+                    say!("mailcensus: warning: key file {e}");
                 }
                 if stats.errors.len() > 20 {
-                    eprintln!(
+                    say!(
                         "mailcensus: warning: {} more unreadable lines in {}",
                         stats.errors.len() - 20,
                         stats.source
@@ -365,14 +382,14 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
     let report = match result {
         Ok(r) => r,
         Err(ScanError::Interrupted) => {
-            eprintln!("mailcensus: interrupted; no result files were written");
+            say!("mailcensus: interrupted; no result files were written");
             return Ok(EXIT_INTERRUPTED);
         }
         Err(e) => return Err(e).context("scan failed"),
     };
     if !args.quiet {
-        eprint!("{}", summary::human_summary(&report));
-        eprintln!("  results in {}", args.out.display());
+        say_raw!("{}", summary::human_summary(&report));
+        say!("  results in {}", args.out.display());
     }
     Ok(if summary::complete(&report) {
         EXIT_OK
@@ -473,7 +490,7 @@ fn fetch_missing_keys(
         }
     }
     if !args.quiet {
-        eprintln!(
+        say!(
             "mailcensus: DNS {server}: {} key names looked up in {:.1}s: {found} found, {absent} absent, {} failed",
             missing.len(),
             started.elapsed().as_secs_f64(),

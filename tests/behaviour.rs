@@ -507,3 +507,23 @@ fn unusable_files_and_servers_on_the_command_line_exit_2() {
         assert!(String::from_utf8_lossy(&o.stderr).contains("bad command-line argument"));
     }
 }
+
+/// A full or closed stderr (a logging pipe gone away) loses the summary lines but not the run.
+#[test]
+fn a_full_stderr_does_not_stop_the_run() {
+    let out = tempfile::tempdir().unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full exists on Linux");
+    let status = bin()
+        .arg("scan")
+        .arg(sample_mbox())
+        .args(["--no-dkim", "--out"])
+        .arg(out.path())
+        .stderr(full)
+        .status()
+        .expect("run mailcensus");
+    assert_eq!(status.code(), Some(0));
+    assert!(out.path().join("messages.csv").exists());
+}
