@@ -22,11 +22,15 @@ pub enum OutputError {
     Write { path: PathBuf, source: io::Error },
     #[error("the run was interrupted; no output was committed")]
     Interrupted,
+    #[error("another run (process {pid}) is writing into {}; wait for it or choose another --out", .dir.display())]
+    Locked { dir: PathBuf, pid: u32 },
 }
 
 /// Temporary files of runs in progress, for [`abort_pending`].
 struct Pending {
     paths: Vec<PathBuf>,
+    /// Lock files of output directories held by this process ([`DirLock`]).
+    locks: Vec<PathBuf>,
     aborted: bool,
     /// Result sets committed by this process.
     committed: usize,
@@ -34,6 +38,7 @@ struct Pending {
 
 static PENDING: Mutex<Pending> = Mutex::new(Pending {
     paths: Vec::new(),
+    locks: Vec::new(),
     aborted: false,
     committed: 0,
 });
@@ -61,6 +66,9 @@ pub fn abort_pending() -> Aborted {
     let removed = p.paths.len();
     for path in p.paths.drain(..) {
         let _ = std::fs::remove_file(path);
+    }
+    for lock in p.locks.drain(..) {
+        let _ = std::fs::remove_file(lock);
     }
     Aborted {
         removed,
@@ -204,6 +212,83 @@ pub fn ensure_dir(dir: &Path) -> Result<(), OutputError> {
         path: dir.to_path_buf(),
         source,
     })
+}
+
+/// Name of the lock file a run holds in its output directory.
+pub const LOCK_FILE: &str = ".mailcensus.lock";
+
+/// A run's hold on its output directory: the lock file, made with create-new so two runs cannot
+/// both take it, naming the holder's process id; removed when dropped. A lock whose process no
+/// longer runs (killed, interrupted) is stale and taken over.
+#[derive(Debug)]
+pub struct DirLock {
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// Take the lock of `dir` (which must exist).
+    pub fn acquire(dir: &Path) -> Result<DirLock, OutputError> {
+        let path = dir.join(LOCK_FILE);
+        let write_err = |source| OutputError::Write {
+            path: path.clone(),
+            source,
+        };
+        // Two attempts: the second after removing a stale lock.
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    writeln!(f, "{}", std::process::id()).map_err(write_err)?;
+                    // Ctrl-C ([`abort_pending`]) removes it with the run's temporary files.
+                    pending().locks.push(path.clone());
+                    return Ok(DirLock { path });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok());
+                    match holder {
+                        Some(pid) if pid != std::process::id() && process_runs(pid) => {
+                            return Err(OutputError::Locked {
+                                dir: dir.to_path_buf(),
+                                pid,
+                            });
+                        }
+                        // Stale (or unreadable, or our own from an earlier scan in this
+                        // process): take it over.
+                        _ => {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(write_err(e)),
+            }
+        }
+        Err(write_err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "lock file keeps coming back",
+        )))
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        pending().locks.retain(|x| x != &self.path);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether a process with this id runs (Linux: it has a /proc entry; elsewhere assume it does,
+/// so a lock is never broken by mistake).
+fn process_runs(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
 }
 
 /// Spreadsheet programs run a cell that starts with one of these as a formula.

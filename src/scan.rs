@@ -111,6 +111,8 @@ pub fn scan(
 ) -> Result<ScanReport, ScanError> {
     let started = Instant::now();
     output::ensure_dir(out_dir)?;
+    // One run at a time per directory: two runs would mix their files.
+    let _lock = output::DirLock::acquire(out_dir)?;
     // With campaigns on, rows first go to a scratch file: their last three cells are decided
     // once the whole corpus has been seen.
     let mut messages = match opts.campaigns {

@@ -527,3 +527,26 @@ fn a_full_stderr_does_not_stop_the_run() {
     assert_eq!(status.code(), Some(0));
     assert!(out.path().join("messages.csv").exists());
 }
+
+/// Two runs into one output directory cannot mix their files: the second finds the first's lock
+/// and stops with a clear message; a lock left by a process that no longer runs is taken over.
+#[test]
+fn a_second_run_into_a_locked_directory_stops_and_a_stale_lock_is_taken_over() {
+    let out = tempfile::tempdir().unwrap();
+    let lock = out.path().join(".mailcensus.lock");
+    // Held by a running process (this test).
+    std::fs::write(&lock, format!("{}\n", std::process::id())).unwrap();
+    let o = scan(&[sample_mbox().as_os_str(), os("--no-dkim")], out.path());
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("is writing into"), "{stderr}");
+    assert!(!out.path().join("messages.csv").exists());
+    // Left by a process that has ended.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    std::fs::write(&lock, format!("{dead}\n")).unwrap();
+    scan_ok(&[sample_mbox().as_os_str(), os("--no-dkim")], out.path());
+    assert!(out.path().join("messages.csv").exists());
+    assert!(!lock.exists(), "the lock is released at the end");
+}
