@@ -680,19 +680,7 @@ mod tests {
     /// everything, one-off mail included.
     #[test]
     fn a_platform_used_by_everyone_joins_nothing_and_a_wave_is_one_group() {
-        let mut messages = Vec::new();
-        for i in 0..1200u64 {
-            let mut m = match i % 4 {
-                0 => vec![10, 11],
-                1 => vec![20, 21 + i % 2],
-                2 => vec![100 + i % 12, 200 + i % 3, 300 + (i / 3) % 3],
-                _ => vec![1_000_000 + i],
-            };
-            if i % 6 == 5 || i % 6 == 2 && i % 4 == 0 {
-                m.push(7);
-            }
-            messages.push(m);
-        }
+        let messages = three_groups_and_one_offs(1200, |i| i % 6 == 5 || i % 6 == 2 && i % 4 == 0);
         let (_, placed) = link(&messages);
         check_groups(&messages, &placed);
     }
@@ -701,23 +689,31 @@ mod tests {
     /// else uses: it is associated with both and found as a platform by the articulation test.
     #[test]
     fn a_platform_two_campaigns_lean_on_is_found_and_joins_nothing() {
-        let mut messages = Vec::new();
-        for i in 0..2400u64 {
-            let mut m = match i % 4 {
-                0 => vec![10, 11],
-                1 => vec![20, 21 + i % 2],
-                2 => vec![100 + i % 12, 200 + i % 3, 300 + (i / 3) % 3],
-                _ => vec![1_000_000 + i],
-            };
-            if i % 4 < 2 && (i / 4) % 20 < 9 {
-                m.push(7);
-            }
-            messages.push(m);
-        }
+        let messages = three_groups_and_one_offs(2400, |i| i % 4 < 2 && (i / 4) % 20 < 9);
         let (evidence, placed) = link(&messages);
         assert_eq!(evidence.platforms(), 1);
         assert!(evidence.platform[evidence.table.index[&7] as usize]);
         check_groups(&messages, &placed);
+    }
+
+    /// `count` messages: `i % 4` = 0 campaign A (a landing and a network key), 1 campaign B (one
+    /// landing key, two networks), 2 a wave (12 tenants, 3 networks, 3 landing keys), 3 one-off
+    /// mail; message `i` also carries the platform key 7 when `platform(i)`.
+    fn three_groups_and_one_offs(count: u64, platform: impl Fn(u64) -> bool) -> Vec<Vec<u64>> {
+        (0..count)
+            .map(|i| {
+                let mut m = match i % 4 {
+                    0 => vec![10, 11],
+                    1 => vec![20, 21 + i % 2],
+                    2 => vec![100 + i % 12, 200 + i % 3, 300 + (i / 3) % 3],
+                    _ => vec![1_000_000 + i],
+                };
+                if platform(i) {
+                    m.push(7);
+                }
+                m
+            })
+            .collect()
     }
 
     /// Messages `i % 4` = 0, 1, 2 are three separate groups, 3 in none.
@@ -779,35 +775,26 @@ mod tests {
         let table = KeyTable::new(counts.iter().map(|(&k, &n)| (k, n)));
         let tally = PairTally::default();
         let mut evidence = Evidence::build(table, &tally);
-        let mut own = OwnershipTally::default();
-        for (m, sender) in &messages {
-            let who = Sender {
-                organization: *sender,
-                ..Sender::default()
-            };
-            own.add(&evidence, m, [9, 0], who);
-        }
-        evidence.settle(own);
-        assert!(
+        // Settle with each message's sender organization given by `organization`; then whether
+        // every message is placed.
+        let all_placed = |evidence: &mut Evidence, organization: &dyn Fn(u64) -> u64| {
+            let mut own = OwnershipTally::default();
+            for (m, sender) in &messages {
+                let who = Sender {
+                    organization: organization(*sender),
+                    ..Sender::default()
+                };
+                own.add(evidence, m, [9, 0], who);
+            }
+            evidence.settle(own);
             messages
                 .iter()
-                .all(|(m, _)| evidence.place_in(m, |_| true).is_none())
-        );
+                .map(|(m, _)| evidence.place_in(m, |_| true).is_some())
+                .collect::<Vec<_>>()
+        };
+        assert!(all_placed(&mut evidence, &|s| s).iter().all(|p| !p));
         // One sender alone is one operation.
-        let mut own = OwnershipTally::default();
-        for (m, _) in &messages {
-            let who = Sender {
-                organization: 70,
-                ..Sender::default()
-            };
-            own.add(&evidence, m, [9, 0], who);
-        }
-        evidence.settle(own);
-        assert!(
-            messages
-                .iter()
-                .all(|(m, _)| evidence.place_in(m, |_| true).is_some())
-        );
+        assert!(all_placed(&mut evidence, &|_| 70).iter().all(|p| *p));
     }
 
     /// Link keys are even, sender keys odd (as [`crate::classify::evidence::key`] makes them).
