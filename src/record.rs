@@ -231,6 +231,17 @@ impl<'o> RowWriter<'o> {
                 (Some(env), msg, Some(reason))
             }
             ItemKind::Entry(EntryKind::Preamble) => (None, bytes, Some(Malformed::MboxPreamble)),
+            ItemKind::Entry(EntryKind::CutStart) => (None, bytes, Some(Malformed::Truncated)),
+            ItemKind::Entry(EntryKind::TooLarge) => (None, &b""[..], Some(Malformed::TooLarge)),
+            ItemKind::Entry(EntryKind::Headless) => {
+                let entry = Entry {
+                    start: 0,
+                    end: bytes.len(),
+                    kind: EntryKind::Headless,
+                    quoted_lines: None,
+                };
+                (None, split::entry_message(bytes, &entry).2, None)
+            }
             ItemKind::Entry(kind) => {
                 let entry = Entry {
                     start: 0,
@@ -268,7 +279,10 @@ impl<'o> RowWriter<'o> {
         let envelope = envelope.or(headers.envelope);
         // The size on the wire: without the envelope line, and without mbox `>From ` quoting.
         let mut size = msg.len() - headers.message_start.min(msg.len());
-        if matches!(item.kind, ItemKind::Entry(EntryKind::Message)) {
+        if matches!(
+            item.kind,
+            ItemKind::Entry(EntryKind::Message | EntryKind::Headless)
+        ) {
             let quoted = item
                 .quoted_lines
                 .map_or_else(|| split::quoted_from_lines(msg), |n| n as usize);

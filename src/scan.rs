@@ -23,12 +23,12 @@ use crate::auth::Verifier;
 use crate::campaign::{CampaignReport, Grouping};
 use crate::classify::received::Hop;
 use crate::classify::rules::Rules;
-use crate::headers::Headers;
+use crate::headers::{Headers, Malformed};
 use crate::input::stream::{self, Sink, StreamLimits};
 use crate::input::{self, Format, Found, SNIFF_BYTES};
 use crate::output::{self, OutputError, PendingFile};
 use crate::record::{self, RowOptions, RowWriter, UnitOutput};
-use crate::split::{self, EntryKind};
+use crate::split;
 use crate::work::{Bytes, FileJob, Item, ItemKind, Note, Work};
 
 /// Set to stop a scan early (the CLI sets it on Ctrl-C); the scan then commits nothing.
@@ -574,23 +574,26 @@ fn read_large(
     }) {
         return false;
     }
-    let Some(_) = size.filter(|_| opts.mmap) else {
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        return stream::read_stream(&mut reader, &source, 0, &opts.stream, in_maildir, emit);
+    let opened = match size.and_then(|_| Snapshot::of(&file).ok()) {
+        Some(snapshot) => snapshot,
+        None => {
+            // A pipe or a device: a stream with no size to hold it to.
+            let mut reader = BufReader::with_capacity(1 << 20, file);
+            return stream::read_stream(&mut reader, &source, 0, &opts.stream, in_maildir, emit);
+        }
     };
+    if !opts.mmap {
+        let mut reader = BufReader::with_capacity(1 << 20, Watched::new(file, opened));
+        return stream::read_stream(&mut reader, &source, 0, &opts.stream, in_maildir, emit);
+    }
     let mut head = vec![0u8; SNIFF_BYTES];
     let n = match read_head(&file, &mut head) {
         Ok(n) => n,
         Err(e) => return emit(Work::Note(Note::unreadable(&source, &e))),
     };
     let format = input::sniff(&head[..n]);
-    let mappable = matches!(format, Format::Mbox | Format::Message)
-        || (format == Format::NotMail && in_maildir);
-    if format == Format::NotMail && !in_maildir && n > 0 {
-        return emit(Work::Note(Note::skipped(&source, "not-mail")));
-    }
-    if !mappable {
-        let mut reader = BufReader::with_capacity(1 << 20, file);
+    if format.is_compressed() || format == Format::Tar {
+        let mut reader = BufReader::with_capacity(1 << 20, Watched::new(file, opened));
         return stream::read_stream(&mut reader, &source, 0, &opts.stream, in_maildir, emit);
     }
     // SAFETY: the map is read-only and private to this process. If another process truncates
@@ -603,62 +606,159 @@ fn read_large(
     #[cfg(unix)]
     let _ = map.advise(memmap2::Advice::Sequential);
     let len = map.len();
-    if format != Format::Mbox {
-        return emit(Work::Messages {
-            source,
-            data: Bytes::Mapped(map),
-            items: vec![Item {
-                offset: 0,
-                length: len as u64,
-                start: 0,
-                end: len,
-                kind: ItemKind::Whole,
-                quoted_lines: None,
-            }],
-        });
+    let cap = opts.stream.max_message_bytes;
+    let format = input::detect(&map[..len.min(cap)], !in_maildir);
+    if format == Format::NotMail && !in_maildir {
+        return emit(Work::Note(Note::skipped(&source, "not-mail")));
     }
-    let data: &[u8] = &map;
-    let first = split::first_entry(data).unwrap_or(len);
-    let mut items = Vec::new();
-    if data[..first].iter().any(|b| !b.is_ascii_whitespace()) {
-        items.push(Item {
-            offset: 0,
-            length: first as u64,
-            start: 0,
-            end: first,
-            kind: ItemKind::Entry(EntryKind::Preamble),
-            quoted_lines: None,
-        });
-    }
-    let mut pos = first;
-    let mut entries = Vec::new();
-    while pos < len {
-        entries.clear();
-        let planned = split::plan_entries(
-            data,
-            pos,
-            true,
-            opts.stream.block_bytes,
-            &opts.stream.split,
-            &mut entries,
-        );
-        items.extend(entries.iter().map(|e| Item::from_entry(e, 0)));
-        let unit = Work::Messages {
+    // The file's last unit is held back until the file is known not to have changed under the map.
+    let mut pending: Option<Vec<Item>> = None;
+    let mut send = |items: Vec<Item>, emit: &mut Sink<'_>| {
+        let unit = pending.replace(items).map(|items| Work::Messages {
             source: source.clone(),
             data: Bytes::Mapped(map.clone()),
-            items: std::mem::take(&mut items),
-        };
-        if !emit(unit) {
+            items,
+        });
+        unit.is_none_or(&mut *emit)
+    };
+    if format != Format::Mbox {
+        send(vec![Item::whole(len)], emit);
+    } else {
+        let data: &[u8] = &map;
+        let first = split::first_entry(data).unwrap_or(len);
+        let mut items: Vec<Item> = split::leading_entry(data, first)
+            .map(|e| Item::from_entry(&e, 0))
+            .into_iter()
+            .collect();
+        let mut pos = first;
+        let mut entries = Vec::new();
+        while pos < len {
+            entries.clear();
+            let planned = split::plan_entries(
+                data,
+                pos,
+                true,
+                opts.stream.block_bytes,
+                &opts.stream.split,
+                &mut entries,
+            );
+            items.extend(entries.iter().map(|e| Item::from_entry(e, 0)));
+            if !send(std::mem::take(&mut items), emit) {
+                return false;
+            }
+            pos = planned.next;
+        }
+        if !items.is_empty() && !send(items, emit) {
             return false;
         }
-        pos = planned.next;
     }
-    items.is_empty()
-        || emit(Work::Messages {
-            source,
-            data: Bytes::Mapped(map),
-            items,
+    let Some(mut last) = pending else {
+        return true;
+    };
+    if let Err(e) = opened.check(&file) {
+        if let Some(item) = last.last_mut() {
+            item.kind = ItemKind::Failed(Malformed::ReadError);
+        }
+        if !emit(Work::Note(Note::unreadable(&source, &e))) {
+            return false;
+        }
+    }
+    emit(Work::Messages {
+        source,
+        data: Bytes::Mapped(map),
+        items: last,
+    })
+}
+
+/// A file's size and modification time when it was opened, to tell whether it changed while read.
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    size: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Snapshot {
+    fn of(file: &File) -> std::io::Result<Snapshot> {
+        let meta = file.metadata()?;
+        Ok(Snapshot {
+            size: meta.len(),
+            modified: meta.modified().ok(),
         })
+    }
+
+    /// An error when the file no longer has the size and modification time it was opened with.
+    fn check(&self, file: &File) -> std::io::Result<()> {
+        let now = Snapshot::of(file)?;
+        if now.size != self.size || now.modified != self.modified {
+            return Err(std::io::Error::other(format!(
+                "the file changed while it was read ({} bytes when opened, {} now{})",
+                self.size,
+                now.size,
+                if now.modified != self.modified {
+                    ", modified since"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A regular file read as a stream, held to what it was when opened: it yields at most the bytes
+/// it had then, and its end is an error when it came short or the file's size or modification
+/// time changed meanwhile — so a file truncated, grown or rewritten during the read makes its
+/// last message a `read-error` and the run partial, never a silent short answer.
+struct Watched {
+    file: File,
+    opened: Snapshot,
+    read: u64,
+    /// The end, once checked (readers ask again after the end).
+    ended: Option<Result<(), String>>,
+}
+
+impl Watched {
+    fn new(file: File, opened: Snapshot) -> Watched {
+        Watched {
+            file,
+            opened,
+            read: 0,
+            ended: None,
+        }
+    }
+
+    fn end(&mut self) -> std::io::Result<usize> {
+        let ended = self.ended.get_or_insert_with(|| {
+            if self.read < self.opened.size {
+                return Err(format!(
+                    "the file changed while it was read (it ended after {} of its {} bytes)",
+                    self.read, self.opened.size
+                ));
+            }
+            self.opened.check(&self.file).map_err(|e| e.to_string())
+        });
+        match ended {
+            Ok(()) => Ok(0),
+            Err(message) => Err(std::io::Error::other(message.clone())),
+        }
+    }
+}
+
+impl Read for Watched {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let room = self.opened.size - self.read;
+        if room == 0 || buf.is_empty() {
+            return if buf.is_empty() { Ok(0) } else { self.end() };
+        }
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        match self.file.read(&mut buf[..want])? {
+            0 => self.end(),
+            n => {
+                self.read += n as u64;
+                Ok(n)
+            }
+        }
+    }
 }
 
 fn read_head(file: &File, head: &mut [u8]) -> std::io::Result<usize> {
@@ -687,8 +787,10 @@ pub fn run(work: Work, opts: &ScanOptions, out: &mut UnitOutput) {
                 .with_rules(opts.campaigns.as_deref());
             let mut headers: Headers<'_> = Headers::default();
             let mut hops: Vec<Hop<'_>> = Vec::new();
+            let cap = opts.stream.max_message_bytes;
             for item in &items {
-                rows.item_with(&source, &data, item, &mut headers, &mut hops);
+                let item = item.within(cap);
+                rows.item_with(&source, &data, &item, &mut headers, &mut hops);
             }
         }
         Work::Files(jobs) => {
@@ -709,7 +811,8 @@ fn read_small(job: FileJob, opts: &ScanOptions, out: &mut UnitOutput) {
     out.totals.files += 1;
     out.totals.bytes += job.data.len() as u64;
     let data = job.data;
-    let format = input::sniff(&data[..data.len().min(SNIFF_BYTES)]);
+    let cap = opts.stream.max_message_bytes;
+    let format = input::detect(&data[..data.len().min(cap)], !job.in_maildir);
     let len = data.len();
     let items = match format {
         Format::Mbox => split::split_all(&data, &opts.stream.split)
@@ -723,14 +826,7 @@ fn read_small(job: FileJob, opts: &ScanOptions, out: &mut UnitOutput) {
                 .push(Note::skipped(&job.source, "not-mail"));
             return;
         }
-        _ => vec![Item {
-            offset: 0,
-            length: len as u64,
-            start: 0,
-            end: len,
-            kind: ItemKind::Whole,
-            quoted_lines: None,
-        }],
+        _ => vec![Item::whole(len)],
     };
     run(
         Work::Messages {
@@ -748,4 +844,80 @@ fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut v = Vec::new();
     f.read_to_end(&mut v)?;
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const MBOX: &[u8] = b"From a@b Mon May  6 00:10:11 2024\nSubject: one\n\nfirst body\n\nFrom c@d Mon May  6 00:11:11 2024\nSubject: two\n\nsecond body, long enough to be cut in two\n\nFrom e@f Mon May  6 00:12:11 2024\nSubject: three\n\nthird\n";
+
+    /// Read `path` as `--no-mmap` does, after `change` has done its work on the open file.
+    fn read_watched(change: impl FnOnce(&Path)) -> (Vec<Item>, Vec<Note>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("changing.mbox");
+        std::fs::write(&path, MBOX).unwrap();
+        let file = File::open(&path).unwrap();
+        let opened = Snapshot::of(&file).unwrap();
+        change(&path);
+        let mut reader = BufReader::new(Watched::new(file, opened));
+        let (mut items, mut notes) = (Vec::new(), Vec::new());
+        let limits = StreamLimits::default();
+        stream::read_stream(&mut reader, &"x".into(), 0, &limits, false, &mut |w| {
+            match w {
+                Work::Messages { items: i, .. } => items.extend(i),
+                Work::Note(n) => notes.push(n),
+                _ => {}
+            }
+            true
+        });
+        (items, notes)
+    }
+
+    #[test]
+    fn an_unchanged_file_reads_whole() {
+        let (items, notes) = read_watched(|_| {});
+        assert_eq!(items.len(), 3);
+        assert!(
+            items
+                .iter()
+                .all(|i| i.kind == ItemKind::Entry(split::EntryKind::Message))
+        );
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_read_ends_in_a_read_error() {
+        let cut = MBOX.len() - 30;
+        let (items, notes) = read_watched(|p| {
+            let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+            f.set_len(cut as u64).unwrap();
+        });
+        let last = items.last().unwrap();
+        assert_eq!(last.kind, ItemKind::Failed(Malformed::ReadError));
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].status, "unreadable");
+        assert!(
+            notes[0].reason.contains("changed while it was read"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_grows_while_read_ends_in_a_read_error() {
+        let (items, notes) = read_watched(|p| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+            f.write_all(b"\nFrom g@h Mon May  6 00:13:11 2024\nSubject: four\n\nx\n")
+                .unwrap();
+        });
+        // Only the bytes the file had when opened are read, and the change is reported.
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[2].kind, ItemKind::Failed(Malformed::ReadError));
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].reason.contains("changed while it was read"),
+            "{notes:?}"
+        );
+    }
 }

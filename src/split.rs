@@ -35,8 +35,20 @@ pub struct Entry {
 pub enum EntryKind {
     /// A message that begins with a `From ` envelope line.
     Message,
-    /// Bytes before the first `From ` line of an mbox that are not just blank lines.
+    /// Before the first envelope line: a header block, that is a message whose envelope line is
+    /// missing or broken (a header-first file with later `From ` boundaries). Read as a message.
+    Headless,
+    /// Before the first envelope line: text that is not a header block, the end of a message
+    /// whose start is missing (a file cut mid-message: a slice, a `split -b` part, a recovered
+    /// disk image). Reported as `truncated`.
+    CutStart,
+    /// Before the first envelope line: binary bytes that are no part of a message. Reported as
+    /// `mbox-preamble`.
     Preamble,
+    /// A message longer than the per-message cap ([`SplitLimits::max_entry_bytes`]): it ends at
+    /// its first envelope line (its bytes are not kept, so MIME structure and `Content-Length`
+    /// are not followed through it), and is reported `too-large`.
+    TooLarge,
 }
 
 /// The word every envelope line and every mbox-quoted `>From ` line starts with. One search for
@@ -441,26 +453,119 @@ fn boundary_at(data: &[u8], target: usize, at_eof: bool) -> Result<Option<usize>
     }
 }
 
-/// Offset of the first entry start in `data` (which begins a stream), and whether the bytes before
-/// it are more than blank lines.
+/// Offset of the first entry start in `data` (which begins a stream). When the data opens as a
+/// message (a header block), a message is open and the boundary rule holds: an envelope line
+/// after a blank line (its body may quote one). Otherwise no message is known to be open, and
+/// the first envelope line at any line start is the first entry: a junk line or the cut-off end
+/// of a message right before it must not hide it.
 pub fn first_entry(data: &[u8]) -> Option<usize> {
-    if is_from_line(line_at(data, 0).0) {
-        return Some(0);
-    }
     let mut lead = 0;
-    loop {
-        if data[lead..].starts_with(b"\r\n") {
-            lead += 2;
-        } else if data[lead..].starts_with(b"\n") {
-            lead += 1;
-        } else {
-            break;
-        }
+    while let Some(rest) = data[lead..]
+        .strip_prefix(b"\r\n")
+        .or_else(|| data[lead..].strip_prefix(b"\n"))
+    {
+        lead = data.len() - rest.len();
     }
-    if lead > 0 && lead < data.len() && is_from_line(line_at(data, lead).0) {
+    if is_from_line(line_at(data, lead).0) {
         return Some(lead);
     }
-    next_candidate(data, 0, data.len())
+    if looks_like_header_block(data) {
+        return next_candidate(data, 0, data.len());
+    }
+    FROM_FINDER
+        .find_iter(data)
+        .find(|&at| (at == 0 || data[at - 1] == b'\n') && is_from_line(line_at(data, at).0))
+}
+
+/// The entry for the bytes before the first entry start `first` (`None` when they are only
+/// blank lines): a message without its envelope line when they open with a header block, the
+/// end of a cut message when they are text, preamble junk when they are binary.
+pub fn leading_entry(data: &[u8], first: usize) -> Option<Entry> {
+    let lead = &data[..first];
+    if lead.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let kind = if looks_like_header_block(lead) {
+        EntryKind::Headless
+    } else if looks_like_text(lead) {
+        EntryKind::CutStart
+    } else {
+        EntryKind::Preamble
+    };
+    Some(Entry {
+        start: 0,
+        end: first,
+        kind,
+        quoted_lines: None,
+    })
+}
+
+/// Header names that, found at a line start of a header block, mark it as mail.
+const MAIL_FIELDS: [&[u8]; 14] = [
+    b"received:",
+    b"return-path:",
+    b"from:",
+    b"to:",
+    b"subject:",
+    b"date:",
+    b"message-id:",
+    b"delivered-to:",
+    b"mime-version:",
+    b"content-type:",
+    b"x-",
+    b"dkim-signature:",
+    b"reply-to:",
+    b"sender:",
+];
+
+/// Whether `text` (after any blank lines) opens with a mail header block: its first line is a
+/// header field, or an envelope-like line (`From `, `>From `, whatever follows), and some line
+/// before the first blank line starts with a well-known mail field name.
+pub fn looks_like_header_block(text: &[u8]) -> bool {
+    let mut text = text;
+    while let Some(rest) = text
+        .strip_prefix(b"\r\n")
+        .or_else(|| text.strip_prefix(b"\n"))
+    {
+        text = rest;
+    }
+    let first = line_at(text, 0).0;
+    let first_is_field = match memchr::memchr(b':', first) {
+        Some(c) => {
+            let name = first[..c].trim_ascii_end();
+            !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))
+        }
+        None => false,
+    } || first.starts_with(b"From ")
+        || first.starts_with(b">From ");
+    if !first_is_field {
+        return false;
+    }
+    let mut pos = 0;
+    while pos < text.len() {
+        let (line, next) = line_at(text, pos);
+        if line.is_empty() {
+            break;
+        }
+        if MAIL_FIELDS
+            .iter()
+            .any(|f| line.len() >= f.len() && line[..f.len()].eq_ignore_ascii_case(f))
+        {
+            return true;
+        }
+        pos = next;
+    }
+    false
+}
+
+/// Whether `bytes` read as text: no NUL and at most one byte in eight a control character other
+/// than tab, CR, LF and form feed (8-bit bytes count as text: mail carries raw UTF-8 and Latin-1).
+fn looks_like_text(bytes: &[u8]) -> bool {
+    let control = bytes
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0x0c))
+        .count();
+    !bytes.contains(&0) && control * 8 <= bytes.len()
 }
 
 /// Splitter limits.
@@ -470,6 +575,9 @@ pub struct SplitLimits {
     pub max_header_bytes: usize,
     /// Largest `Content-Length` honoured; larger values are ignored as implausible.
     pub max_content_length: u64,
+    /// Longest entry kept; a longer one is [`EntryKind::TooLarge`] and ends at its first
+    /// envelope line, the one end a streamed reader can find without holding its bytes.
+    pub max_entry_bytes: usize,
 }
 
 impl Default for SplitLimits {
@@ -477,7 +585,19 @@ impl Default for SplitLimits {
         SplitLimits {
             max_header_bytes: 1 << 20,
             max_content_length: 1 << 32,
+            max_entry_bytes: usize::MAX,
         }
+    }
+}
+
+/// Where an entry longer than the cap ends: at its first envelope candidate after `pos`, or at
+/// the end of the data. `None`: not known before more data comes.
+pub fn oversize_end(data: &[u8], pos: usize, at_eof: bool) -> Option<usize> {
+    match next_candidate(data, pos, data.len()) {
+        Some(cand) if at_eof || memchr::memchr(b'\n', &data[cand..]).is_some() => Some(cand),
+        Some(_) => None,
+        None if at_eof => Some(data.len()),
+        None => None,
     }
 }
 
@@ -563,6 +683,19 @@ pub fn plan_entries(
             }
         }
         let next = next.unwrap_or(data.len());
+        if next - pos > limits.max_entry_bytes {
+            let Some(end) = oversize_end(data, pos, at_eof) else {
+                return more(pos);
+            };
+            out.push(Entry {
+                start: pos,
+                end,
+                kind: EntryKind::TooLarge,
+                quoted_lines: None,
+            });
+            pos = end;
+            continue;
+        }
         out.push(Entry {
             start: pos,
             end: next,
@@ -577,18 +710,12 @@ pub fn plan_entries(
     }
 }
 
-/// Split a whole mbox held in memory: preamble junk (if any) and every entry.
+/// Split a whole mbox held in memory: what comes before the first entry (if anything,
+/// [`leading_entry`]) and every entry.
 pub fn split_all(data: &[u8], limits: &SplitLimits) -> Vec<Entry> {
     let mut out = Vec::new();
     let first = first_entry(data).unwrap_or(data.len());
-    if data[..first].iter().any(|b| !b.is_ascii_whitespace()) {
-        out.push(Entry {
-            start: 0,
-            end: first,
-            kind: EntryKind::Preamble,
-            quoted_lines: None,
-        });
-    }
+    out.extend(leading_entry(data, first));
     plan_entries(data, first, true, usize::MAX, limits, &mut out);
     out
 }
@@ -598,7 +725,7 @@ pub fn split_all(data: &[u8], limits: &SplitLimits) -> Vec<Entry> {
 /// message bytes).
 pub fn entry_message<'a>(data: &'a [u8], entry: &Entry) -> (&'a [u8], usize, &'a [u8]) {
     let bytes = &data[entry.start..entry.end];
-    let (envelope, body_at) = if entry.kind == EntryKind::Preamble {
+    let (envelope, body_at) = if entry.kind != EntryKind::Message {
         (&b""[..], 0)
     } else {
         let (line, next) = line_at(bytes, 0);
@@ -785,31 +912,21 @@ pub(crate) mod oracle {
             let blank_before = i == 0 || text(data, ls[i - 1]).is_empty();
             cand[i] = blank_before && from_line(text(data, l));
         }
-        let start_line = if !ls.is_empty() && from_line(text(data, ls[0])) {
-            Some(0)
-        } else {
+        // Before the first entry any envelope line starts one, blank line before it or not,
+        // unless the data opens as a message.
+        let start_line = if super::looks_like_header_block(data) {
             (0..ls.len()).find(|&i| cand[i])
+        } else {
+            (0..ls.len()).find(|&i| from_line(text(data, ls[i])))
         };
         let mut out = Vec::new();
+        // What leads the first entry is classified by the one rule both sides share; the
+        // oracle checks where entries are cut.
         let Some(mut i) = start_line else {
-            if data.iter().any(|b| !b.is_ascii_whitespace()) {
-                out.push(Entry {
-                    start: 0,
-                    end: data.len(),
-                    kind: EntryKind::Preamble,
-                    quoted_lines: None,
-                });
-            }
+            out.extend(super::leading_entry(data, data.len()));
             return out;
         };
-        if data[..ls[i].0].iter().any(|b| !b.is_ascii_whitespace()) {
-            out.push(Entry {
-                start: 0,
-                end: ls[i].0,
-                kind: EntryKind::Preamble,
-                quoted_lines: None,
-            });
-        }
+        out.extend(super::leading_entry(data, ls[i].0));
         loop {
             let start = ls[i].0;
             // header walk
@@ -1040,11 +1157,66 @@ mod tests {
     }
 
     #[test]
-    fn preamble_junk_is_an_entry() {
-        let m = b"garbage\n\nFrom a@b Mon May  6 00:10:11 2024\nSubject: x\n\nhi\n";
-        let e = split_all(m, &SplitLimits::default());
-        assert_eq!(e[0].kind, EntryKind::Preamble);
-        assert_eq!(e[1].start, 9);
+    fn what_leads_the_first_envelope_line_is_an_entry_of_its_own_kind() {
+        let next = b"\n\nFrom a@b Mon May  6 00:10:11 2024\nSubject: x\n\nhi\n";
+        let lead = |head: &[u8]| {
+            let m = [head, &next[..]].concat();
+            let e = split_all(&m, &SplitLimits::default());
+            assert_eq!(e.len(), 2, "{:?}", String::from_utf8_lossy(&m));
+            assert_eq!(e[1].start, head.len() + 2);
+            e[0].kind
+        };
+        // The end of a message whose start was cut off.
+        assert_eq!(lead(b"garbage"), EntryKind::CutStart);
+        // A junk line right before the first envelope line does not hide it.
+        let m = [&b"junk\n"[..], &next[2..]].concat();
+        let e = split_all(&m, &SplitLimits::default());
+        assert_eq!(
+            (e.len(), e[0].kind, e[1].start),
+            (2, EntryKind::CutStart, 5)
+        );
+        assert_eq!(lead(b"ody text\nmore\n--b1--"), EntryKind::CutStart);
+        // A message without its envelope line, or with a broken one.
+        assert_eq!(lead(b"Subject: x\nFrom: a@b\n\nbody"), EntryKind::Headless);
+        assert_eq!(
+            lead(b"From nobody\nSubject: x\n\nbody"),
+            EntryKind::Headless
+        );
+        // Binary junk.
+        assert_eq!(lead(b"\x00\x01\x02PK\x03\x04"), EntryKind::Preamble);
+        // Blank lines are nothing.
+        let e = split_all(&next[..], &SplitLimits::default());
+        assert_eq!((e.len(), e[0].start), (1, 2));
+    }
+
+    #[test]
+    fn an_entry_over_the_cap_ends_at_its_first_envelope_line() {
+        // A multipart message whose open body holds an mbox: under the cap it is one entry; over
+        // it, it ends at the first envelope line, where a streamed reader that cannot hold it
+        // finds its end.
+        let m = b"From a@b Mon May  6 00:10:11 2024\nContent-Type: multipart/mixed; boundary=\"B\"\n\n--B\n\nFrom c@d Tue May  7 01:00:00 2024\nSubject: inner\n\n--B--\n\nFrom e@f Tue May  7 02:00:00 2024\nSubject: next\n\nx\n";
+        let whole = split_all(m, &SplitLimits::default());
+        assert_eq!(whole.len(), 2);
+        let inner = memmem::find(m, b"From c@d").unwrap();
+        for cap in [inner - 1, 10] {
+            let limits = SplitLimits {
+                max_entry_bytes: cap,
+                ..SplitLimits::default()
+            };
+            let e = split_all(m, &limits);
+            assert_eq!(e[0].kind, EntryKind::TooLarge);
+            assert_eq!(e[0].end, inner);
+            assert!(
+                e[1..]
+                    .iter()
+                    .all(|e| e.end - e.start <= cap || e.kind == EntryKind::TooLarge)
+            );
+        }
+        let limits = SplitLimits {
+            max_entry_bytes: whole[0].end,
+            ..SplitLimits::default()
+        };
+        assert_eq!(split_all(m, &limits), whole);
     }
 
     #[test]
@@ -1251,7 +1423,7 @@ mod tests {
                 pos = p.next;
             }
             plan_entries(&data, pos, true, usize::MAX, &limits, &mut out);
-            let whole: Vec<_> = whole.into_iter().filter(|e| e.kind != EntryKind::Preamble).collect();
+            let whole: Vec<_> = whole.into_iter().filter(|e| e.start >= first).collect();
             prop_assert_eq!(out, whole);
         }
     }

@@ -45,14 +45,42 @@ pub struct Item {
 
 impl Item {
     /// The item for an mbox entry found in a block whose first byte is at stream offset `base`.
+    /// An entry over the cap keeps no bytes: it is `too-large` whichever path read it.
     pub fn from_entry(entry: &crate::split::Entry, base: u64) -> Item {
+        let offset = base + entry.start as u64;
+        let length = (entry.end - entry.start) as u64;
+        if entry.kind == EntryKind::TooLarge {
+            return Item::failed(offset, length, Malformed::TooLarge);
+        }
         Item {
-            offset: base + entry.start as u64,
-            length: (entry.end - entry.start) as u64,
+            offset,
+            length,
             start: entry.start,
             end: entry.end,
             kind: ItemKind::Entry(entry.kind),
             quoted_lines: entry.quoted_lines,
+        }
+    }
+
+    /// The item as the per-message cap leaves it: longer than `max_bytes`, it is `too-large` and
+    /// keeps no bytes, so a mapped, a read and a streamed copy of one message give one row.
+    pub fn within(self, max_bytes: usize) -> Item {
+        if self.length > max_bytes as u64 && !matches!(self.kind, ItemKind::Failed(_)) {
+            Item::failed(self.offset, self.length, Malformed::TooLarge)
+        } else {
+            self
+        }
+    }
+
+    /// A whole one-message file (or stream) of `len` bytes.
+    pub fn whole(len: usize) -> Item {
+        Item {
+            offset: 0,
+            length: len as u64,
+            start: 0,
+            end: len,
+            kind: ItemKind::Whole,
+            quoted_lines: None,
         }
     }
 

@@ -42,24 +42,6 @@ impl Format {
 /// How many leading bytes [`sniff`] wants to see.
 pub const SNIFF_BYTES: usize = 8192;
 
-/// Header names that, found at a line start of the first bytes, mark a file as a mail message.
-const MAIL_FIELDS: [&[u8]; 14] = [
-    b"received:",
-    b"return-path:",
-    b"from:",
-    b"to:",
-    b"subject:",
-    b"date:",
-    b"message-id:",
-    b"delivered-to:",
-    b"mime-version:",
-    b"content-type:",
-    b"x-",
-    b"dkim-signature:",
-    b"reply-to:",
-    b"sender:",
-];
-
 /// Tell the format of data from its first bytes (`head`, up to [`SNIFF_BYTES`]).
 pub fn sniff(head: &[u8]) -> Format {
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -92,42 +74,28 @@ pub fn sniff(head: &[u8]) -> Format {
     if crate::split::is_from_line(crate::split::line_at(text, 0).0) {
         return Format::Mbox;
     }
-    if looks_like_message(text) {
+    if crate::split::looks_like_header_block(text) {
         return Format::Message;
     }
     Format::NotMail
 }
 
-/// Whether the first bytes look like a header block: the first line is a field, and some line
-/// before the first blank line starts with a well-known mail field name.
-fn looks_like_message(text: &[u8]) -> bool {
-    let first = crate::split::line_at(text, 0).0;
-    let first_is_field = match memchr::memchr(b':', first) {
-        Some(c) => {
-            let name = first[..c].trim_ascii_end();
-            !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))
-        }
-        // Quoted envelope lines (`>From `) head some archived messages.
-        None => first.starts_with(b">From "),
-    };
-    if !first_is_field {
-        return false;
+/// Tell the format of data from its first bytes, as [`sniff`] does, and then look past the
+/// first line for mbox boundaries: a header-first file, a file whose first line is junk or a
+/// broken envelope line, and a file cut mid-message are still an mbox when an envelope line
+/// after a blank line appears in `window`. `window` is the data's first bytes up to the
+/// per-message cap (all of them when shorter) — every read path passes the same bytes, so every
+/// read path decides alike. `boundaries` is false where a file is one message by its place (a
+/// Maildir folder): there only an envelope first line makes an mbox.
+pub fn detect(window: &[u8], boundaries: bool) -> Format {
+    let format = sniff(&window[..window.len().min(SNIFF_BYTES)]);
+    if boundaries
+        && matches!(format, Format::Message | Format::NotMail)
+        && crate::split::first_entry(window).is_some()
+    {
+        return Format::Mbox;
     }
-    let mut pos = 0;
-    while pos < text.len() {
-        let (line, next) = crate::split::line_at(text, pos);
-        if line.is_empty() {
-            break;
-        }
-        if MAIL_FIELDS
-            .iter()
-            .any(|f| line.len() >= f.len() && line[..f.len()].eq_ignore_ascii_case(f))
-        {
-            return true;
-        }
-        pos = next;
-    }
-    false
+    format
 }
 
 /// One result of walking the inputs.
@@ -320,5 +288,24 @@ mod tests {
         tar[257..262].copy_from_slice(b"ustar");
         assert_eq!(sniff(&tar), Format::Tar);
         assert_eq!(sniff(b""), Format::NotMail);
+    }
+
+    #[test]
+    fn an_mbox_is_found_past_its_first_line() {
+        let entry = b"\n\nFrom a@b Mon May  6 00:10:11 2024\nSubject: x\n\nhi\n";
+        for head in [
+            &b"junk first line"[..],
+            b"From nobody\nSubject: no date on the envelope line\n\nbody",
+            b"Subject: header first\n\nbody",
+            b"ody text of a message cut at its start\n--boundary--",
+        ] {
+            let data = [head, &entry[..]].concat();
+            assert_eq!(detect(&data, true), Format::Mbox, "{head:?}");
+            assert_ne!(detect(&data, false), Format::Mbox, "{head:?}");
+        }
+        // A From line inside a paragraph is text.
+        let text = b"Subject: x\n\nhello\nFrom a@b Mon May  6 00:10:11 2024\n";
+        assert_eq!(detect(text, true), Format::Message);
+        assert_eq!(detect(b"plain notes\n", true), Format::NotMail);
     }
 }

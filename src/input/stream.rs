@@ -44,6 +44,7 @@ impl StreamLimits {
     pub fn with_max_message(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
         self.split.max_content_length = self.split.max_content_length.min(bytes as u64);
+        self.split.max_entry_bytes = bytes;
         self
     }
 }
@@ -97,13 +98,36 @@ pub fn read_stream(
     sink: &mut Sink<'_>,
 ) -> bool {
     let mut head = Vec::with_capacity(SNIFF_BYTES);
+    // A read that fails after some bytes leaves those bytes to be handled as any stream cut
+    // short: the reader behind them replays the error, so the last message is a read error.
+    let mut failed: Option<Replay> = None;
     let eof = match fill(reader, &mut head, SNIFF_BYTES) {
         Ok(eof) => eof,
-        Err(e) => return sink(Work::Note(Note::unreadable(source, &e))),
+        Err(e) if head.is_empty() => return sink(Work::Note(Note::unreadable(source, &e))),
+        Err(e) => {
+            failed = Some(Replay::of(&e));
+            true
+        }
     };
-    let format = sniff(&head);
+    let mut format = sniff(&head);
     let empty = eof && head.is_empty();
-    let mut chained = io::Cursor::new(head).chain(reader);
+    if !force_message && matches!(format, Format::Message | Format::NotMail) {
+        // Look for mbox boundaries past the first line in the same window a mapped file gets
+        // (the first bytes up to the per-message cap).
+        let cap = limits.max_message_bytes;
+        if !eof && let Err(e) = fill(reader, &mut head, cap) {
+            failed = Some(Replay::of(&e));
+        }
+        format = crate::input::detect(&head[..head.len().min(cap)], true);
+    }
+    let failure = failed
+        .as_ref()
+        .map(|r| io::Error::new(r.kind, r.message.clone()));
+    let rest: Box<dyn Read + '_> = match failed {
+        Some(replay) => Box::new(replay),
+        None => Box::new(reader),
+    };
+    let mut chained = io::Cursor::new(head).chain(rest);
     match format {
         f if f.is_compressed() || f == Format::Tar => {
             if depth >= limits.max_depth {
@@ -126,8 +150,33 @@ pub fn read_stream(
         Format::NotMail if force_message || empty => {
             read_message(&mut chained, source, limits, sink)
         }
-        Format::NotMail => sink(Work::Note(Note::skipped(source, "not-mail"))),
+        // Not read further; a read that already failed is still reported.
+        Format::NotMail => {
+            sink(Work::Note(Note::skipped(source, "not-mail")))
+                && failure.is_none_or(|e| sink(Work::Note(Note::unreadable(source, &e))))
+        }
         _ => unreachable!("all formats handled above"),
+    }
+}
+
+/// Gives the error a reader gave before, every time it is read.
+struct Replay {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl Replay {
+    fn of(e: &io::Error) -> Replay {
+        Replay {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Read for Replay {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::new(self.kind, self.message.clone()))
     }
 }
 
@@ -180,7 +229,7 @@ fn read_tar(
 }
 
 /// A single message from a stream: read it whole, up to the cap. A message over the cap is
-/// reported `too-large` with `length` = cap + 1 (reading stops there).
+/// read on without keeping its bytes, to measure it, and reported `too-large` with its length.
 fn read_message(
     reader: &mut dyn Read,
     source: &Arc<str>,
@@ -189,19 +238,19 @@ fn read_message(
 ) -> bool {
     let cap = limits.max_message_bytes;
     let mut buf = Vec::new();
-    let result = fill(&mut reader.take(cap as u64 + 1), &mut buf, cap + 1);
-    let len = buf.len();
+    let mut result = fill(&mut reader.take(cap as u64 + 1), &mut buf, cap + 1);
+    let mut len = buf.len() as u64;
+    if len > cap as u64 && result.is_ok() {
+        buf = Vec::new();
+        result = io::copy(reader, &mut io::sink()).map(|rest| {
+            len += rest;
+            true
+        });
+    }
     let item = match &result {
-        Err(_) => Item::failed(0, len as u64, Malformed::ReadError),
-        Ok(_) if len > cap => Item::failed(0, len as u64, Malformed::TooLarge),
-        Ok(_) => Item {
-            offset: 0,
-            length: len as u64,
-            start: 0,
-            end: len,
-            kind: ItemKind::Whole,
-            quoted_lines: None,
-        },
+        Err(_) => Item::failed(0, len, Malformed::ReadError),
+        Ok(_) if len > cap as u64 => Item::failed(0, len, Malformed::TooLarge),
+        Ok(_) => Item::whole(buf.len()),
     };
     if let Err(e) = &result
         && !sink(Work::Note(Note::unreadable(source, e)))
@@ -246,8 +295,10 @@ pub fn read_mbox(
     let mut base: u64 = 0;
     let mut eof = false;
     let mut want = limits.block_bytes + (64 << 10);
+    // What comes before the first entry, classified as a mapped file's is.
     let preamble = |bytes: Vec<u8>, base: u64, sink: &mut Sink<'_>| {
         let len = bytes.len();
+        let kind = split::leading_entry(&bytes, len).map_or(EntryKind::Preamble, |e| e.kind);
         sink(Work::Messages {
             source: source.clone(),
             data: Bytes::Owned(bytes),
@@ -256,7 +307,7 @@ pub fn read_mbox(
                 length: len as u64,
                 start: 0,
                 end: len,
-                kind: ItemKind::Entry(EntryKind::Preamble),
+                kind: ItemKind::Entry(kind),
                 quoted_lines: None,
             }],
         })
