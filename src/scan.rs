@@ -792,6 +792,13 @@ pub fn run(work: Work, opts: &ScanOptions, out: &mut UnitOutput) {
                 let item = item.within(cap);
                 rows.item_with(&source, &data, &item, &mut headers, &mut hops);
             }
+            // The unit's bytes are read for good: a mapped file's pages leave resident memory.
+            let kept = items.iter().filter(|i| i.start < i.end);
+            let start = kept.clone().map(|i| i.start).min();
+            let end = kept.map(|i| i.end).max();
+            if let (Some(start), Some(end)) = (start, end) {
+                data.release(start..end);
+            }
         }
         Work::Files(jobs) => {
             for job in jobs {

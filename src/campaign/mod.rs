@@ -54,7 +54,7 @@ mod parallel;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::classify::relay::{RelayEvidence, bits};
 use crate::output::{OutputError, PendingFile};
@@ -514,13 +514,11 @@ impl Grouping {
     ) -> Result<GroupOutput, OutputError> {
         let facts_path = self.side_file.temp_path().to_path_buf();
         self.side_file.flush()?;
-        let facts = map_scratch(&facts_path)?;
-        let rows = map_scratch(stage_one)?;
+        let facts = Scratch::open(&facts_path)?;
+        let rows = Scratch::open(stage_one)?;
         // The header line the stage-one rows start with.
-        let header = rows
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(&rows[..], |end| &rows[..=end]);
+        let header = rows.first_line()?;
+        let header = &header[..];
         let rows_start = header.len() as u64;
         let chunks: Vec<Chunk> = self
             .chunks
@@ -535,7 +533,7 @@ impl Grouping {
                 }
             })
             .collect();
-        let read_facts = |c: &Chunk| scratch_range(&facts, &facts_path, &c.facts);
+        let read_facts = |c: &Chunk| facts.read(&c.facts);
         let ahead = 2 * pool.current_num_threads() + 1;
 
         // The keys seen twice or more, numbered in key order.
@@ -629,7 +627,7 @@ impl Grouping {
                         .map(|share| -> Result<Vec<CampaignStats>, OutputError> {
                             let mut counter = CampaignCounter::new(&decide, share, shares);
                             for c in &chunks {
-                                counter.chunk(read_facts(c)?, &facts_path)?;
+                                counter.chunk(&read_facts(c)?, &facts_path)?;
                             }
                             Ok(counter.campaigns)
                         })
@@ -643,13 +641,13 @@ impl Grouping {
                 |i| -> Result<DecidedRows, OutputError> {
                     let c = &chunks[i];
                     let facts_buf = read_facts(c)?;
-                    let rows_buf = scratch_range(&rows, stage_one, &c.rows)?;
+                    let rows_buf = rows.read(&c.rows)?;
                     let buffer = spare_buffers
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .pop()
                         .unwrap_or_default();
-                    decide.rows(facts_buf, &facts_path, rows_buf, stage_one, buffer)
+                    decide.rows(&facts_buf, &facts_path, &rows_buf, stage_one, buffer)
                 },
                 |decided| {
                     let d = match decided.and_then(|d| messages_file.write_all(&d.rows).map(|()| d))
@@ -743,9 +741,9 @@ struct Pass<'a, R> {
     read: &'a R,
 }
 
-impl<'a, R> Pass<'a, R>
+impl<R> Pass<'_, R>
 where
-    R: Fn(&Chunk) -> Result<&'a [u8], OutputError> + Sync,
+    R: Fn(&Chunk) -> Result<Vec<u8>, OutputError> + Sync,
 {
     /// Tally every message with `each` (one tally per chunk, in parallel) and fold the chunks'
     /// tallies together with `merge`, in chunk order.
@@ -763,7 +761,7 @@ where
             |i| -> Result<T, OutputError> {
                 let buf = (self.read)(&self.chunks[i])?;
                 let mut t = T::default();
-                for_each_record(buf, self.facts_path, |r, keys, _, _| each(&mut t, r, keys))?;
+                for_each_record(&buf, self.facts_path, |r, keys, _, _| each(&mut t, r, keys))?;
                 Ok(t)
             },
             |tallied| match tallied {
@@ -945,29 +943,52 @@ fn push_id(out: &mut Vec<u8>, key: u64) {
     }
 }
 
-/// Map a scratch file of this run for reading.
-fn map_scratch(path: &Path) -> Result<memmap2::Mmap, OutputError> {
-    let file = File::open(path).map_err(io_err(path))?;
-    // SAFETY: the file is this run's own scratch file under a hidden temporary name, written
-    // and flushed before this and neither written nor truncated while the map lives.
-    // Populated at once: one call fills the page tables instead of a fault per page.
-    unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io_err(path))
+/// A scratch file of this run (written and flushed before it is read, never written again),
+/// read back a range at a time into owned buffers: what the process holds is one chunk per task
+/// in flight, never the whole file, so memory stays flat in corpus size (a whole mapping would
+/// show as resident memory once read).
+struct Scratch {
+    file: File,
+    path: PathBuf,
+    len: u64,
 }
 
-/// `range` of a mapped scratch file; an error (not a panic) if the file is shorter than what
-/// was written to it.
-fn scratch_range<'m>(
-    map: &'m [u8],
-    path: &Path,
-    range: &std::ops::Range<u64>,
-) -> Result<&'m [u8], OutputError> {
-    map.get(range.start as usize..range.end as usize)
-        .ok_or_else(|| {
-            io_err(path)(io::Error::new(
+impl Scratch {
+    fn open(path: &Path) -> Result<Scratch, OutputError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        let len = file.metadata().map_err(io_err(path))?.len();
+        Ok(Scratch {
+            file,
+            path: path.to_path_buf(),
+            len,
+        })
+    }
+
+    /// `range` of the file; an error (not a panic) if the file is shorter than what was
+    /// written to it.
+    fn read(&self, range: &std::ops::Range<u64>) -> Result<Vec<u8>, OutputError> {
+        use std::os::unix::fs::FileExt;
+        if range.end > self.len || range.start > range.end {
+            return Err(io_err(&self.path)(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "scratch file shorter than what was written to it",
-            ))
-        })
+            )));
+        }
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        self.file
+            .read_exact_at(&mut buf, range.start)
+            .map_err(io_err(&self.path))?;
+        Ok(buf)
+    }
+
+    /// The first line, with its line end (the whole file when it has none).
+    fn first_line(&self) -> Result<Vec<u8>, OutputError> {
+        let mut line = self.read(&(0..self.len.min(1 << 16)))?;
+        if let Some(end) = line.iter().position(|&b| b == b'\n') {
+            line.truncate(end + 1);
+        }
+        Ok(line)
+    }
 }
 
 /// The commonest From domains of a campaign in bounded memory: exact counts while the campaign
