@@ -425,7 +425,7 @@ impl<'o> RowWriter<'o> {
                 match i {
                     1 => push_u64(out, offset),
                     3 => push_u64(out, v.index as u64),
-                    _ => write_cell(out, cell, !raw && is_formula_like(cell)),
+                    _ => write_text_cell(out, cell, raw),
                 }
             }
             out.push(b',');
@@ -435,11 +435,7 @@ impl<'o> RowWriter<'o> {
             out.push(b',');
             out.extend_from_slice(v.result.as_str().as_bytes());
             out.push(b',');
-            write_cell(
-                out,
-                v.detail.as_bytes(),
-                !raw && is_formula_like(v.detail.as_bytes()),
-            );
+            write_text_cell(out, v.detail.as_bytes(), raw);
             out.push(b',');
             if let Some(bits) = v.key_bits {
                 push_u64(out, bits as u64);
@@ -572,8 +568,11 @@ impl<'o> RowWriter<'o> {
             if i > 0 {
                 out.push(b',');
             }
-            let guard = !raw && !NUMERIC.contains(&i) && is_formula_like(cell);
-            write_cell(out, cell, guard);
+            if NUMERIC.contains(&i) {
+                write_cell(out, cell, false);
+            } else {
+                write_text_cell(out, cell, raw);
+            }
         }
         if self.rules.is_none() {
             // Campaigns off: the corpus-wide columns stay empty.
@@ -780,11 +779,7 @@ impl<'o> RowWriter<'o> {
         // `source,offset,` is the same for every hop of the message: build it once.
         let prefix = &mut self.hop_prefix;
         prefix.clear();
-        write_cell(
-            prefix,
-            source.as_bytes(),
-            !raw && is_formula_like(source.as_bytes()),
-        );
+        write_text_cell(prefix, source.as_bytes(), raw);
         prefix.push(b',');
         push_u64(prefix, offset);
         prefix.push(b',');
@@ -859,13 +854,13 @@ fn push_host_cell(out: &mut Vec<u8>, part: Option<&[u8]>, raw: bool) {
     let plain = p
         .iter()
         .all(|&b| b.is_ascii_graphic() && b != b',' && b != b'"');
-    if plain && (raw || !is_formula_like(p)) {
+    if plain && !needs_guard(p, raw) {
         out.extend_from_slice(p);
         return;
     }
     let mut cell = Vec::with_capacity(p.len());
     push_host_text(p, &mut cell);
-    write_cell(out, &cell, !raw && is_formula_like(&cell));
+    write_text_cell(out, &cell, raw);
 }
 
 /// The envelope line after `From `: (sender, date text).
@@ -1006,6 +1001,21 @@ pub(crate) fn push_ip(ip: Option<IpAddr>, cell: &mut Vec<u8>) {
 #[inline]
 pub(crate) fn push_u64(cell: &mut Vec<u8>, n: u64) {
     cell.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Whether a text cell gets the spreadsheet formula guard: always, unless `--raw-cells`, when a
+/// spreadsheet would run it. The one place the decision is made.
+#[inline]
+pub(crate) fn needs_guard(cell: &[u8], raw: bool) -> bool {
+    !raw && is_formula_like(cell)
+}
+
+/// One CSV cell of text that comes from the input (mail, file names, key records): every text
+/// cell of every CSV file is written here (host-name cells that need no quoting ask
+/// [`needs_guard`] first). Cells the tool makes itself — numbers, ids, dates, verdict words — go
+/// to [`write_cell`] unguarded.
+pub(crate) fn write_text_cell(out: &mut Vec<u8>, cell: &[u8], raw: bool) {
+    write_cell(out, cell, needs_guard(cell, raw));
 }
 
 /// One CSV cell: quoted when it holds a comma, quote or line break (RFC 4180), prefixed with `'`

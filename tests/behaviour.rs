@@ -550,3 +550,103 @@ fn a_second_run_into_a_locked_directory_stops_and_a_stale_lock_is_taken_over() {
     assert!(out.path().join("messages.csv").exists());
     assert!(!lock.exists(), "the lock is released at the end");
 }
+
+/// Every cell of every CSV output of a corpus whose every field (and file name) starts with a
+/// spreadsheet formula character: each is guarded, or is a number or the tool's own `-`.
+#[test]
+fn no_csv_output_carries_a_live_formula() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut mbox = Vec::new();
+    for (i, lead) in ["=", "+", "-", "@", "=", "+"].iter().enumerate() {
+        mbox.extend_from_slice(
+            format!(
+                "From {lead}x@y Mon Jan  1 00:00:0{i} 2024\n\
+                 Received: from {lead}helo{i} ({lead}rdns.example [203.0.113.{i}]) by {lead}mx.example with {lead}SMTP id {lead}q{i}; Mon, 1 Jan 2024 00:00:0{i} +0000\n\
+                 DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={lead}evil.example; s={lead}sel; h=from:subject; bh={lead}AAAA; b={lead}BBBB\n\
+                 Authentication-Results: {lead}mx.example; dkim={lead}pass header.d={lead}evil.example; spf={lead}pass\n\
+                 From: \"{lead}Name\" <{lead}a{i}@{lead}evil.example>\n\
+                 Sender: {lead}s@{lead}evil.example\n\
+                 To: {lead}victim@trap.example\n\
+                 Subject: {lead}HYPERLINK(\"http://x\") {i}\n\
+                 Message-ID: <{lead}{i}@{lead}evil.example>\n\
+                 Date: {lead}Mon, 1 Jan 2024 00:00:0{i} +0000\n\
+                 X-Mailer: {lead}mailer\n\
+                 List-Unsubscribe: <{lead}https://unsub.example/{i}>\n\
+                 Content-Type: {lead}text/plain\n\
+                 X-MS-Exchange-CrossTenant-Id: {lead}tenant\n\n\
+                 {lead}body https://www.landing-formula.top/a\n\n"
+            )
+            .as_bytes(),
+        );
+    }
+    // Named relative to the working directory, so `source` cells start with the formula too.
+    let names = ["=sum.mbox", "-dash.mbox", "+plus.mbox", "@at.mbox"];
+    for name in names {
+        std::fs::write(dir.path().join(name), &mbox).unwrap();
+    }
+    let o = bin()
+        .current_dir(dir.path())
+        .arg("scan")
+        .arg("--received")
+        .arg("--out")
+        .arg(out.path())
+        .arg("-q")
+        .arg("--")
+        .args(names)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut guarded_columns = std::collections::BTreeSet::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(out.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "csv") {
+            continue;
+        }
+        files += 1;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_path(&path)
+            .unwrap();
+        let mut header = Vec::new();
+        for (n, rec) in r.records().enumerate() {
+            let rec = rec.unwrap();
+            if n == 0 {
+                header = rec.iter().map(String::from).collect();
+            }
+            for (col, cell) in rec.iter().enumerate() {
+                let live = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+                assert!(
+                    !live || cell == "-" || cell.parse::<f64>().is_ok(),
+                    "{name} row {n} column {}: live formula {cell:?}",
+                    header.get(col).map_or("?", String::as_str)
+                );
+                if cell.starts_with('\'') {
+                    guarded_columns.insert(format!("{name}:{}", header[col]));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        files, 5,
+        "messages, signatures, received, campaigns, timeline"
+    );
+    // The corpus really put formulas into the outputs: many columns of every CSV needed the guard.
+    for (file, at_least) in [
+        ("messages.csv", 10),
+        ("signatures.csv", 3),
+        ("received.csv", 5),
+        ("campaigns.csv", 2),
+    ] {
+        let n = guarded_columns
+            .iter()
+            .filter(|c| c.starts_with(file))
+            .count();
+        assert!(
+            n >= at_least,
+            "{file}: only {n} guarded columns: {guarded_columns:?}"
+        );
+    }
+}

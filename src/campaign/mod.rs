@@ -1171,11 +1171,12 @@ fn write_row(out: &mut Vec<u8>, cells: &[String], raw: bool) {
         if i > 0 {
             out.push(b',');
         }
-        // Text cells carry names and subjects from the mail; ids and numbers are safe.
-        let guard = !raw
-            && CAMPAIGN_TEXT_COLUMNS.contains(&i)
-            && crate::output::is_formula_like(c.as_bytes());
-        crate::record::write_cell(out, c.as_bytes(), guard);
+        // Text cells carry names and subjects from the mail; ids and numbers are the tool's.
+        if CAMPAIGN_TEXT_COLUMNS.contains(&i) {
+            crate::record::write_text_cell(out, c.as_bytes(), raw);
+        } else {
+            crate::record::write_cell(out, c.as_bytes(), false);
+        }
     }
     out.push(b'\n');
 }
