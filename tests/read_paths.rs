@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::read_check::streamed_and_mapped;
 use common::*;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -356,4 +357,48 @@ fn limits_apply_to_mapped_files() {
         "a too-large message keeps no cells"
     );
     assert!(big["length"].parse::<u64>().unwrap() > 1 << 20);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The streamed reader (small blocks, a small cap, a few bytes per read) and the mapped
+    /// path make the same items of mbox-like bytes (the `stream` fuzz target runs this on
+    /// anything).
+    #[test]
+    fn streamed_and_mapped_reads_agree(knobs in any::<u8>(), pieces in proptest::collection::vec(
+        prop_oneof![
+            Just(&b"From a@b Mon May  6 00:10:11 2024\n"[..]),
+            Just(&b"Subject: x\n"[..]),
+            Just(&b"Content-Length: 12\n"[..]),
+            Just(&b"Content-Type: multipart/mixed; boundary=B\n"[..]),
+            Just(&b"--B\n"[..]),
+            Just(&b"--B--\n"[..]),
+            Just(&b"\n"[..]),
+            Just(&b"\r\n"[..]),
+            Just(&b"body text of some length, more than a few bytes\n"[..]),
+            Just(&b"From the desk of\n"[..]),
+            Just(&b"\x00\x01"[..]),
+        ],
+        0..40,
+    )) {
+        let input = [&[knobs][..], &pieces.concat()].concat();
+        if let Some((streamed, mapped)) = streamed_and_mapped(&input) {
+            prop_assert_eq!(streamed, mapped);
+        }
+    }
+}
+
+/// Inputs the fuzzer found where the read paths disagreed, kept as cases.
+#[test]
+fn fuzz_regressions_of_the_read_paths() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/stream");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let (streamed, mapped) = streamed_and_mapped(&read(&path)).unwrap();
+        assert_eq!(streamed, mapped, "{}", path.display());
+        n += 1;
+    }
+    assert!(n >= 1);
 }

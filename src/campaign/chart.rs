@@ -8,12 +8,20 @@ use plotters::prelude::*;
 /// Campaigns drawn, largest first.
 pub const CHART_CAMPAIGNS: usize = 6;
 
-/// The lines to draw: name and messages per day (day number → messages).
+/// The days the chart draws: 1971-01-01 (mail older than the first networked mail is a broken
+/// or forged date; Unix time 0 is the commonest) up to 2100-01-01 (day numbers since 1970-01-01).
+/// Spam carries absurd dates; drawn, one message dated 9999 would squeeze a year of mail into a
+/// spike. Mail outside is counted and named on the chart; `timeline.csv` keeps every day.
+pub const DRAWN_DAYS: std::ops::Range<i64> = 365..47_482;
+
+/// The lines to draw: name and messages per day (day number → messages), within [`DRAWN_DAYS`].
 #[derive(Debug, Clone, Default)]
 pub struct Series {
     pub lines: Vec<(String, BTreeMap<i64, u64>)>,
     /// Relay-abuse messages per day, over all campaigns and outside them.
     pub relay_abuse: BTreeMap<i64, u64>,
+    /// Messages (in any campaign or none) dated outside [`DRAWN_DAYS`], not drawn.
+    pub undrawn: u64,
 }
 
 impl Series {
@@ -25,7 +33,8 @@ impl Series {
     ) -> Series {
         let mut s = Series::default();
         for (i, (id, messages, per_day)) in campaigns.enumerate() {
-            for (d, (_, a)) in per_day {
+            s.undrawn += undrawn(per_day);
+            for (d, (_, a)) in per_day.range(DRAWN_DAYS) {
                 if *a > 0 {
                     *s.relay_abuse.entry(*d).or_default() += a;
                 }
@@ -36,17 +45,25 @@ impl Series {
                     0 => format!("campaign {id} ({messages} msgs)"),
                     a => format!("campaign {id} ({messages} msgs, {a} relay abuse)"),
                 };
-                s.lines
-                    .push((name, per_day.iter().map(|(d, (n, _))| (*d, *n)).collect()));
+                let drawn = per_day.range(DRAWN_DAYS).map(|(d, (n, _))| (*d, *n));
+                s.lines.push((name, drawn.collect()));
             }
         }
-        for (d, (_, a)) in outside {
+        s.undrawn += undrawn(outside);
+        for (d, (_, a)) in outside.range(DRAWN_DAYS) {
             if *a > 0 {
                 *s.relay_abuse.entry(*d).or_default() += a;
             }
         }
         s
     }
+}
+
+/// Messages of a per-day map dated outside [`DRAWN_DAYS`].
+fn undrawn(per_day: &BTreeMap<i64, (u64, u64)>) -> u64 {
+    let before = per_day.range(..DRAWN_DAYS.start);
+    let after = per_day.range(DRAWN_DAYS.end..);
+    before.chain(after).map(|(_, (n, _))| n).sum()
 }
 
 /// The SVG document.
@@ -86,11 +103,14 @@ fn draw<DB: DrawingBackend>(
         .max()
         .unwrap_or(1)
         .max(1);
+    let caption = match series.undrawn {
+        0 => "Messages per day (UTC): largest campaigns and relay abuse".to_string(),
+        n => format!(
+            "Messages per day (UTC): largest campaigns and relay abuse ({n} dated before 1971 or after 2099 not drawn)"
+        ),
+    };
     let mut chart = ChartBuilder::on(root)
-        .caption(
-            "Messages per day (UTC): largest campaigns and relay abuse",
-            ("sans-serif", 22),
-        )
+        .caption(caption, ("sans-serif", 20))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
@@ -205,6 +225,29 @@ mod tests {
         let svg = render(&s);
         assert!(svg.len() < 200_000, "{} bytes", svg.len());
         assert!(svg.contains("campaign 00ab (24 msgs, 24 relay abuse)"));
+    }
+
+    #[test]
+    fn absurd_dates_are_counted_not_drawn() {
+        // Spam dated 1901, 1970 (Unix time 0) and 9999 beside a week of real mail: the axis
+        // covers the real week, and the chart says how many were left out.
+        let mut per_day = BTreeMap::new();
+        for d in [-25_202, 0, 2_932_896] {
+            per_day.insert(d, (1, 0));
+        }
+        for d in 19_800..19_807 {
+            per_day.insert(d, (10, 1));
+        }
+        let s =
+            Series::from_campaigns(std::iter::once(("00ab", 73u64, &per_day)), &BTreeMap::new());
+        assert_eq!(s.undrawn, 3);
+        assert_eq!(s.lines[0].1.len(), 7);
+        assert_eq!(s.relay_abuse.len(), 7);
+        let svg = render(&s);
+        assert!(svg.contains("3 dated before 1971 or after 2099 not drawn"));
+        assert!(svg.contains("2024-03-"), "the axis is the real week's");
+        assert!(!svg.contains("9999"));
+        assert!(svg.len() < 200_000, "{} bytes", svg.len());
     }
 
     #[test]

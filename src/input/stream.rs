@@ -111,14 +111,18 @@ pub fn read_stream(
     };
     let mut format = sniff(&head);
     let empty = eof && head.is_empty();
-    if !force_message && matches!(format, Format::Message | Format::NotMail) {
-        // Look for mbox boundaries past the first line in the same window a mapped file gets
-        // (the first bytes up to the per-message cap).
+    if !format.is_compressed() && format != Format::Tar {
+        // Decide on the same window a mapped file gets: the first bytes up to the per-message
+        // cap. Past the first line it is read only when the first bytes show no envelope line.
         let cap = limits.max_message_bytes;
-        if !eof && let Err(e) = fill(reader, &mut head, cap) {
+        if !force_message
+            && format != Format::Mbox
+            && !eof
+            && let Err(e) = fill(reader, &mut head, cap)
+        {
             failed = Some(Replay::of(&e));
         }
-        format = crate::input::detect(&head[..head.len().min(cap)], true);
+        format = crate::input::detect(&head[..head.len().min(cap)], !force_message);
     }
     let failure = failed
         .as_ref()
