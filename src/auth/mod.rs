@@ -19,6 +19,7 @@ pub mod canon;
 pub mod dns;
 pub mod keys;
 pub mod results;
+pub mod weak_rsa;
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -138,12 +139,21 @@ impl Default for Policy {
     }
 }
 
-/// One usable key record, parsed once for all messages.
+/// One key record, parsed once for all messages.
 struct Key {
+    /// What mail-auth is given for the name.
     txt: Txt,
+    /// The record as published (empty for a lookup that failed), for the checks of RFC 6376
+    /// §3.6.1 that mail-auth leaves out (`v=`, `h=`, `s=`, `t=s`).
+    record: Box<str>,
     bits: Option<usize>,
     /// Why the record cannot be used, when it cannot (shown as the verdict's detail).
     refused: Option<String>,
+    /// `p=` is empty: the key was revoked.
+    revoked: bool,
+    /// An RSA key of 384–1023 bits, which aws-lc refuses: checked by [`weak_rsa`] instead,
+    /// its verdict counted under `--allow-weak-keys` and reported beside the refusal otherwise.
+    weak: Option<weak_rsa::WeakKey>,
 }
 
 /// Parsed keys by DNS name (lowercase, trailing dot), in store order.
@@ -167,6 +177,7 @@ impl KeyCache {
 
 fn parse_key(value: &[u8], policy: &Policy) -> Key {
     let is_ed25519 = tag_value(value, b"k").is_some_and(|k| k.eq_ignore_ascii_case(b"ed25519"));
+    let record: Box<str> = String::from_utf8_lossy(value).into();
     match DomainKey::parse(value) {
         Ok(key) => {
             // Ed25519 keys are always 256 bits (RFC 8463); the crate reports no size for them.
@@ -175,26 +186,221 @@ fn parse_key(value: &[u8], policy: &Policy) -> Key {
             } else {
                 key.p.public_key_bits()
             };
-            let refused = (!is_ed25519 && bits > 0 && bits < policy.min_rsa_bits)
-                .then(|| format!("rsa key too small: {bits} bits (RFC 8301 needs 1024)"));
-            let txt = match &refused {
-                Some(_) => Txt::Error(Error::Dkim(DkimError::UnsupportedKeyType)),
-                None => Txt::DomainKey(Arc::new(key)),
+            let small = !is_ed25519 && bits > 0 && bits <= weak_rsa::MAX_BITS;
+            let weak = (small && bits >= weak_rsa::MIN_BITS)
+                .then(|| public_key_der(value).and_then(|der| weak_rsa::WeakKey::from_der(&der)))
+                .flatten();
+            let refused = if small && weak.is_none() {
+                Some(format!(
+                    "rsa key too small: {bits} bits (under {} bits not verified)",
+                    weak_rsa::MIN_BITS
+                ))
+            } else if !is_ed25519 && bits > 0 && bits < policy.min_rsa_bits {
+                Some(format!(
+                    "rsa key too small: {bits} bits (RFC 8301 needs 1024)"
+                ))
+            } else {
+                None
+            };
+            // mail-auth never gets a small key: aws-lc cannot check it (the verdict is made
+            // with `weak`), and it must not be mistaken for a failed signature.
+            let txt = if small || refused.is_some() {
+                Txt::Error(Error::Dkim(DkimError::UnsupportedKeyType))
+            } else {
+                Txt::DomainKey(Arc::new(key))
             };
             Key {
                 txt,
+                record,
                 bits: (bits > 0).then_some(bits),
                 refused,
+                revoked: false,
+                weak,
             }
         }
         Err(e) => Key {
             txt: Txt::Error(e.clone()),
+            record,
             bits: None,
+            revoked: matches!(e, Error::Dkim(DkimError::RevokedPublicKey)),
             refused: match e {
                 Error::Dkim(DkimError::RevokedPublicKey) => None,
                 e => Some(format!("unusable key record: {e}")),
             },
+            weak: None,
         },
+    }
+}
+
+/// The DER bytes of a key record's `p=` (base64, whitespace allowed inside).
+fn public_key_der(record: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let p: Vec<u8> = tag_value(record, b"p")?
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(p).ok()
+}
+
+/// RFC 6376 §6.1.2: whether the key found for a signature can verify it, judged before any hash
+/// is compared (§6.1.3) — a body hash under a key that cannot be used proves nothing. `None`:
+/// the key is usable. `key` is None when the store has no record for the name.
+fn key_stage(
+    key: Option<&Key>,
+    sig: &mail_auth::dkim::Signature,
+    raw_sig: &[u8],
+) -> Option<(SigResult, String)> {
+    let Some(key) = key else {
+        return Some((SigResult::NoKey, "no key record".into()));
+    };
+    if let Txt::Error(Error::Dns(DnsError::Resolver(why))) = &key.txt {
+        return Some((SigResult::TempError, why.clone()));
+    }
+    if key.revoked {
+        return Some((SigResult::KeyRevoked, "empty p=".into()));
+    }
+    if let Some(why) = &key.refused
+        && key.weak.is_none()
+    {
+        return Some((SigResult::PermError, why.clone()));
+    }
+    let record = key.record.as_bytes();
+    let list = |tag: &[u8]| {
+        tag_value(record, tag).map(|v| {
+            v.split(|&b| b == b':')
+                .map(|w| w.trim_ascii().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+    };
+    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    if let Some(v) = tag_value(record, b"v")
+        && v != b"DKIM1"
+    {
+        return Some((
+            SigResult::PermError,
+            format!("key record v={} is not DKIM1 (RFC 6376 §3.6.1)", text(v)),
+        ));
+    }
+    if let Some(k) = tag_value(record, b"k")
+        && !k.eq_ignore_ascii_case(b"rsa")
+        && !k.eq_ignore_ascii_case(b"ed25519")
+    {
+        return Some((
+            SigResult::PermError,
+            format!("key record k={} is no known key type", text(k)),
+        ));
+    }
+    let hash: &[u8] = match sig.a {
+        Algorithm::RsaSha1 => b"sha1",
+        _ => b"sha256",
+    };
+    if let Some(allowed) = list(b"h")
+        && !allowed.iter().any(|h| h == hash)
+    {
+        return Some((
+            SigResult::PermError,
+            format!(
+                "key record h={} does not allow {} (RFC 6376 §3.6.1)",
+                allowed
+                    .iter()
+                    .map(|h| text(h))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+                text(hash)
+            ),
+        ));
+    }
+    if let Some(services) = list(b"s")
+        && !services.iter().any(|s| s == b"*" || s == b"email")
+    {
+        return Some((
+            SigResult::PermError,
+            format!(
+                "key record s={} is not for email (RFC 6376 §3.6.1)",
+                services
+                    .iter()
+                    .map(|s| text(s))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            ),
+        ));
+    }
+    if list(b"t").is_some_and(|flags| flags.iter().any(|f| f == b"s"))
+        && let Some(i) = tag_value(raw_sig, b"i")
+    {
+        let domain = i.rsplit(|&b| b == b'@').next().unwrap_or(i);
+        if !domain.eq_ignore_ascii_case(sig.d.as_bytes()) {
+            return Some((
+                SigResult::PermError,
+                "i= is a subdomain of d= but the key's t=s asks for d= itself (RFC 6376 §3.6.1)"
+                    .into(),
+            ));
+        }
+    }
+    None
+}
+
+/// The value of a DKIM-Signature field with its `b=` value removed (RFC 6376 §3.7: the value,
+/// and the whitespace around it, treated as the empty string): what the signature signed. The
+/// field's closing line break stays.
+fn without_b_value(value: &[u8]) -> Vec<u8> {
+    let body_end = value
+        .strip_suffix(b"\r\n")
+        .or_else(|| value.strip_suffix(b"\n"))
+        .map_or(value.len(), <[u8]>::len);
+    let mut out = Vec::with_capacity(value.len());
+    let mut at = 0;
+    while at < body_end {
+        let end = memchr::memchr(b';', &value[at..body_end]).map_or(body_end, |i| at + i);
+        let part = &value[at..end];
+        match memchr::memchr(b'=', part) {
+            Some(eq) if part[..eq].trim_ascii() == b"b" => out.extend_from_slice(&part[..=eq]),
+            _ => out.extend_from_slice(part),
+        }
+        if end < body_end {
+            out.push(b';');
+        }
+        at = end + 1;
+    }
+    out.extend_from_slice(&value[body_end..]);
+    out
+}
+
+/// The verdict on signature `i` under a weak RSA key (RFC 6376 §6.1.3 with [`weak_rsa`] for the
+/// cryptography): the body hash first, then the signature over the signed header fields.
+fn weak_outcome(
+    msg: &AuthenticatedMessage<'_>,
+    i: usize,
+    key: &weak_rsa::WeakKey,
+) -> (SigResult, &'static str) {
+    let field = &msg.dkim_headers[i];
+    let sig = &field.header;
+    if !matches!(sig.a, Algorithm::RsaSha256 | Algorithm::RsaSha1) {
+        return (
+            SigResult::PermError,
+            "key type does not match the signature algorithm",
+        );
+    }
+    let ha = HashAlgorithm::from(sig.a);
+    let body_matches = msg
+        .body_hashes
+        .iter()
+        .find(|(c, a, l, _)| *c == sig.cb && *a == ha && *l == sig.l)
+        .is_some_and(|entry| entry.3 == sig.bh);
+    if !body_matches {
+        return (SigResult::FailBody, "body hash mismatch");
+    }
+    let unsigned = without_b_value(field.value);
+    let mut signed = Vec::new();
+    sig.ch.canonicalize_headers(
+        msg.signed_headers(&sig.h, field.name, &unsigned),
+        &mut signed,
+    );
+    if key.verifies(&hash_of(ha, &signed), &sig.b) {
+        (SigResult::Pass, "ok")
+    } else {
+        (SigResult::FailSignature, "signature does not verify")
     }
 }
 
@@ -300,8 +506,11 @@ impl Verifier {
                 .or_insert_with(|| {
                     vec![Key {
                         txt,
+                        record: "".into(),
                         bits: None,
                         refused: None,
+                        revoked: false,
+                        weak: None,
                     }]
                 });
         }
@@ -494,9 +703,8 @@ impl Verifier {
                     let sig = &msg.dkim_headers[i].header;
                     let retried = self.retry_alternatives(&msg, i, &result);
                     let (result, key_index) = retried.unwrap_or((result, 0));
-                    let raw = msg.dkim_headers[i].value;
                     let mut verdict =
-                        self.parsed_verdict(n + 1, raw, sig, &result, key_index, expiry[i], at);
+                        self.parsed_verdict(n + 1, &msg, i, &result, key_index, expiry[i], at);
                     verdict.l = if explicit_zero[i] {
                         Some(0)
                     } else {
@@ -593,20 +801,47 @@ impl Verifier {
     fn parsed_verdict(
         &self,
         index: usize,
-        raw: &[u8],
-        sig: &mail_auth::dkim::Signature,
+        msg: &AuthenticatedMessage<'_>,
+        i: usize,
         result: &DkimResult,
         key_index: usize,
         (x, t): (u64, u64),
         at: i64,
     ) -> SignatureVerdict {
+        let raw = msg.dkim_headers[i].value;
+        let sig = &msg.dkim_headers[i].header;
         let name = domain_key_name(sig);
         let key = self
             .cache
             .keys
             .get(name.as_str())
             .and_then(|alts| alts.get(key_index));
-        let (mut res, mut detail) = map_result(result, key.and_then(|k| k.refused.clone()));
+        // RFC 6376 §6.1 in order, the last step first: the cryptography (body hash, then the
+        // header signature), overruled by the key (§6.1.2), overruled by the signature field
+        // itself (§6.1.1) below.
+        let (mut res, mut detail) = match key.and_then(|k| k.weak.as_ref().map(|w| (k, w))) {
+            Some((k, weak)) => {
+                let (outcome, why) = weak_outcome(msg, i, weak);
+                match &k.refused {
+                    Some(refusal) => (
+                        SigResult::PermError,
+                        format!("{refusal}; otherwise {} ({why})", outcome.as_str()),
+                    ),
+                    None if outcome == SigResult::Pass => (
+                        outcome,
+                        format!(
+                            "weak rsa key ({} bits) accepted with --allow-weak-keys",
+                            k.bits.unwrap_or(0)
+                        ),
+                    ),
+                    None => (outcome, why.to_string()),
+                }
+            }
+            None => map_result(result),
+        };
+        if let Some(refusal) = key_stage(key, sig, raw) {
+            (res, detail) = refusal;
+        }
         if let Some(tag) = missing_required_tag(raw) {
             res = SigResult::PermError;
             detail = format!("required tag {tag}= missing (RFC 6376 §3.5)");
@@ -616,6 +851,16 @@ impl Verifier {
         {
             res = SigResult::PermError;
             detail = format!("{tag}= is not a domain name (empty label) (RFC 6376 §3.5)");
+        } else if let Some(q) = tag_value(raw, b"q")
+            && !q
+                .split(|&b| b == b':')
+                .any(|m| m.trim_ascii().eq_ignore_ascii_case(b"dns/txt"))
+        {
+            res = SigResult::PermError;
+            detail = format!(
+                "q={} names no supported query method (dns/txt) (RFC 6376 §3.5)",
+                String::from_utf8_lossy(q)
+            );
         }
         if sig.a == Algorithm::RsaSha1 {
             // Verified all the same, so the outcome of the cryptography is still reported.
@@ -721,11 +966,8 @@ fn failure_rank(result: &DkimResult) -> u8 {
 }
 
 /// mail-auth's outcome in our vocabulary.
-fn map_result(result: &DkimResult, refused: Option<String>) -> (SigResult, String) {
+fn map_result(result: &DkimResult) -> (SigResult, String) {
     use mail_auth::common::crypto::CryptoError;
-    if let Some(why) = refused {
-        return (SigResult::PermError, why);
-    }
     match result {
         DkimResult::Pass => (SigResult::Pass, "ok".into()),
         DkimResult::Neutral(Error::Dkim(DkimError::FailedBodyHashMatch)) => {
@@ -939,7 +1181,8 @@ mod tests {
             },
         );
         assert!(lenient.refused.is_none());
-        assert!(matches!(lenient.txt, Txt::DomainKey(_)));
+        // Both keep the key for the weak-RSA check: its verdict counts only when allowed.
+        assert!(lenient.weak.is_some() && strict.weak.is_some());
         let revoked = parse_key(b"v=DKIM1; k=rsa; p=", &Policy::default());
         assert!(
             revoked.refused.is_none(),
