@@ -186,6 +186,22 @@ fn parse_key(value: &[u8], policy: &Policy) -> Key {
             } else {
                 key.p.public_key_bits()
             };
+            // mail-auth takes any bytes as an RSA key and finds out when verifying, after the
+            // body hash: a p= that is no RSA public key is refused here, as a key problem.
+            if !is_ed25519
+                && public_key_der(value)
+                    .and_then(|der| weak_rsa::WeakKey::from_der(&der))
+                    .is_none()
+            {
+                return Key {
+                    txt: Txt::Error(Error::Dkim(DkimError::UnsupportedKeyType)),
+                    record,
+                    bits: None,
+                    refused: Some("unusable key record: p= is not an RSA public key".into()),
+                    revoked: false,
+                    weak: None,
+                };
+            }
             let small = !is_ed25519 && bits > 0 && bits <= weak_rsa::MAX_BITS;
             let weak = (small && bits >= weak_rsa::MIN_BITS)
                 .then(|| public_key_der(value).and_then(|der| weak_rsa::WeakKey::from_der(&der)))
@@ -341,9 +357,9 @@ fn key_stage(
     None
 }
 
-/// The value of a DKIM-Signature field with its `b=` value removed (RFC 6376 §3.7: the value,
-/// and the whitespace around it, treated as the empty string): what the signature signed. The
-/// field's closing line break stays.
+/// The value of a DKIM-Signature field as its signature signed it (RFC 6376 §3.7): the `b=`
+/// value and the whitespace around it treated as the empty string, and without the field's
+/// closing line break.
 fn without_b_value(value: &[u8]) -> Vec<u8> {
     let body_end = value
         .strip_suffix(b"\r\n")
@@ -363,7 +379,6 @@ fn without_b_value(value: &[u8]) -> Vec<u8> {
         }
         at = end + 1;
     }
-    out.extend_from_slice(&value[body_end..]);
     out
 }
 
@@ -1164,6 +1179,210 @@ mod tests {
         assert!(dkim_aligned("bestbuy.com", &["e.bestbuy.com"]));
         assert!(!dkim_aligned("bestbuy.com", &["bestbuy.co.uk"]));
         assert!(!dkim_aligned("", &["x.com"]));
+    }
+
+    /// A message signed here, relaxed/relaxed, with `key` (any size: the `rsa` crate signs
+    /// what aws-lc would not). `tags` go before `b=`; `tamper` changes the message afterwards.
+    fn signed_message(
+        key: &rsa::RsaPrivateKey,
+        tags: &str,
+        tamper: Option<(&str, &str)>,
+    ) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let headers = [
+            ("From", "Sender <a@example.com>"),
+            ("To", "trap@trap.example"),
+            ("Subject", "old mail"),
+        ];
+        let body = "Hello from 2006.\r\n";
+        let bh = b64.encode(hash_of(HashAlgorithm::Sha256, body.as_bytes()));
+        let value = format!(
+            "v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=sel; h=from:to:subject; bh={bh};{tags} b="
+        );
+        let mut signed = Vec::new();
+        for (name, v) in headers {
+            signed.extend_from_slice(format!("{}:{v}\r\n", name.to_ascii_lowercase()).as_bytes());
+        }
+        signed.extend_from_slice(format!("dkim-signature:{value}").as_bytes());
+        let digest = hash_of(HashAlgorithm::Sha256, &signed);
+        let scheme = rsa::Pkcs1v15Sign::new_unprefixed();
+        let mut info = vec![
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ];
+        info.extend_from_slice(&digest);
+        let sig = key.sign(scheme, &info).expect("sign");
+        let mut msg = format!("DKIM-Signature: {value}{}\r\n", b64.encode(sig));
+        for (name, v) in headers {
+            msg.push_str(&format!("{name}: {v}\r\n"));
+        }
+        msg.push_str("\r\n");
+        msg.push_str(body);
+        if let Some((from, to)) = tamper {
+            msg = msg.replace(from, to);
+        }
+        msg.into_bytes()
+    }
+
+    /// The public key of `key` as a `p=` value (SubjectPublicKeyInfo, base64).
+    fn p_value(key: &rsa::RsaPrivateKey) -> String {
+        use base64::Engine;
+        use rsa::pkcs8::EncodePublicKey;
+        let der = rsa::RsaPublicKey::from(key).to_public_key_der().unwrap();
+        base64::engine::general_purpose::STANDARD.encode(der.as_bytes())
+    }
+
+    /// The verdict on the one signature of `msg` with `record` (or no record) at
+    /// sel._domainkey.example.com.
+    fn verdict(record: Option<&str>, msg: &[u8], allow_weak: bool) -> (SigResult, String) {
+        let mut store = KeyStore::new();
+        if let Some(r) = record {
+            store.insert("sel._domainkey.example.com", r.to_string(), "test".into());
+        }
+        let policy = Policy {
+            min_rsa_bits: if allow_weak { 0 } else { 1024 },
+            ..Policy::default()
+        };
+        let v = Verifier::new(&store, policy).unwrap();
+        let verdicts = v.verify(msg, 1_700_000_000);
+        assert_eq!(verdicts.len(), 1);
+        (verdicts[0].result, verdicts[0].detail.clone())
+    }
+
+    fn test_key(bits: usize) -> rsa::RsaPrivateKey {
+        rsa::RsaPrivateKey::new(&mut weak_rsa::tests::TestRng(bits as u64), bits).unwrap()
+    }
+
+    #[test]
+    fn signatures_under_weak_keys_really_verify() {
+        let key = test_key(512);
+        let record = format!("v=DKIM1; k=rsa; p={}", p_value(&key));
+        let good = signed_message(&key, "", None);
+        let forged = signed_message(&key, "", Some(("Subject: old mail", "Subject: new mail")));
+        let (r, d) = verdict(Some(&record), &good, true);
+        assert_eq!((r, d.contains("512 bits")), (SigResult::Pass, true), "{d}");
+        assert_eq!(
+            verdict(Some(&record), &forged, true).0,
+            SigResult::FailSignature
+        );
+        let (r, d) = verdict(Some(&record), &good, false);
+        assert_eq!(r, SigResult::PermError);
+        assert!(
+            d.contains("RFC 8301") && d.contains("otherwise pass"),
+            "{d}"
+        );
+        let (r, d) = verdict(Some(&record), &forged, false);
+        assert_eq!(r, SigResult::PermError);
+        assert!(d.contains("otherwise fail-signature"), "{d}");
+        // Under 384 bits nothing is verified.
+        let tiny = test_key(256);
+        let tiny_record = format!("k=rsa; p={}", p_value(&tiny));
+        let (r, d) = verdict(Some(&tiny_record), &good, true);
+        assert_eq!(r, SigResult::PermError, "{d}");
+    }
+
+    #[test]
+    fn the_key_is_judged_before_the_body_hash() {
+        // RFC 6376 §6.1: with the body changed too, a missing, revoked or broken key decides.
+        let key = test_key(1024);
+        let body_changed = signed_message(&key, "", Some(("Hello from 2006.", "Hello from 2024.")));
+        let good_record = format!("v=DKIM1; k=rsa; p={}", p_value(&key));
+        assert_eq!(
+            verdict(Some(&good_record), &body_changed, false).0,
+            SigResult::FailBody
+        );
+        assert_eq!(verdict(None, &body_changed, false).0, SigResult::NoKey);
+        assert_eq!(
+            verdict(Some("v=DKIM1; k=rsa; p="), &body_changed, false).0,
+            SigResult::KeyRevoked
+        );
+        assert_eq!(
+            verdict(Some("v=DKIM1; k=rsa; p=bm90IGEga2V5"), &body_changed, false).0,
+            SigResult::PermError
+        );
+    }
+
+    #[test]
+    fn key_record_and_signature_tags_are_checked() {
+        let key = test_key(1024);
+        let p = p_value(&key);
+        let plain = signed_message(&key, "", None);
+        let cases: [(String, &[u8], SigResult, &str); 10] = [
+            (
+                format!("v=DKIM1; k=rsa; p={p}"),
+                &plain,
+                SigResult::Pass,
+                "",
+            ),
+            (
+                format!("v=DKIM1; h=sha1; k=rsa; p={p}"),
+                &plain,
+                SigResult::PermError,
+                "h=sha1",
+            ),
+            (
+                format!("v=DKIM1; h=sha1:sha256; k=rsa; p={p}"),
+                &plain,
+                SigResult::Pass,
+                "",
+            ),
+            (
+                format!("v=DKIM1; s=chat; k=rsa; p={p}"),
+                &plain,
+                SigResult::PermError,
+                "s=chat",
+            ),
+            (
+                format!("v=DKIM1; s=email:chat; k=rsa; p={p}"),
+                &plain,
+                SigResult::Pass,
+                "",
+            ),
+            (
+                format!("v=DKIM1; s=*; k=rsa; p={p}"),
+                &plain,
+                SigResult::Pass,
+                "",
+            ),
+            (
+                format!("v=DKIM2; k=rsa; p={p}"),
+                &plain,
+                SigResult::PermError,
+                "record",
+            ),
+            (format!("k=rsa; p={p}"), &plain, SigResult::Pass, ""),
+            (
+                format!("v=DKIM1; t=y:s; k=rsa; p={p}"),
+                &plain,
+                SigResult::Pass,
+                "",
+            ),
+            (
+                format!("v=DKIM1; k=rsa; p={p}"),
+                &plain,
+                SigResult::Pass,
+                "",
+            ),
+        ];
+        for (record, msg, want, says) in &cases {
+            let (r, d) = verdict(Some(record), msg, false);
+            assert_eq!(r, *want, "{record}: {d}");
+            assert!(d.contains(says), "{record}: {d}");
+        }
+        // t=s: i= must be in d= itself, not a subdomain.
+        let strict = format!("v=DKIM1; t=s; k=rsa; p={p}");
+        let sub = signed_message(&key, " i=@mail.example.com;", None);
+        let same = signed_message(&key, " i=@example.com;", None);
+        assert_eq!(verdict(Some(&strict), &sub, false).0, SigResult::PermError);
+        assert_eq!(verdict(Some(&strict), &same, false).0, SigResult::Pass);
+        // q= must name dns/txt.
+        let http = signed_message(&key, " q=http;", None);
+        let dns = signed_message(&key, " q=dns/txt;", None);
+        let (r, d) = verdict(Some(&cases[0].0), &http, false);
+        assert_eq!(r, SigResult::PermError, "{d}");
+        assert!(d.contains("q=http"), "{d}");
+        assert_eq!(verdict(Some(&cases[0].0), &dns, false).0, SigResult::Pass);
     }
 
     #[test]

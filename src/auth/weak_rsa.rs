@@ -63,7 +63,7 @@ impl WeakKey {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_lc_rs::signature;
     use proptest::prelude::*;
@@ -72,7 +72,7 @@ mod tests {
     use rsa::pkcs8::DecodePrivateKey;
 
     /// A deterministic random source for test key generation (SplitMix64).
-    struct TestRng(u64);
+    pub(crate) struct TestRng(pub(crate) u64);
 
     impl rsa::rand_core::RngCore for TestRng {
         fn next_u32(&mut self) -> u32 {
