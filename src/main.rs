@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use mailcensus::auth::dns;
-use mailcensus::auth::keys::{KeyStore, Lookup};
+use mailcensus::auth::keys::{self, KeyStore, Lookup};
 use mailcensus::auth::{Policy, Verifier, VerifyAt};
 use mailcensus::classify::rules::Rules;
 use mailcensus::scan::{self, ScanError, ScanOptions};
@@ -458,7 +458,7 @@ fn fetch_missing_keys(
     let needed = scan::collect_key_names(&args.inputs, opts).context("cannot read the inputs")?;
     let missing: Vec<String> = needed
         .into_iter()
-        .filter(|n| matches!(store.lookup(n), Lookup::Unknown))
+        .filter(|n| matches!(store.lookup(n), Lookup::Unknown | Lookup::Failed(_)))
         .collect();
     let dns_opts = dns::DnsOptions {
         server,
@@ -485,6 +485,13 @@ fn fetch_missing_keys(
                 store.insert_negative(&name);
             }
             dns::Fetched::Failed(why) => {
+                // Kept in the store too, so --keys-out replays the failure offline.
+                let failure = if why.contains("timed out") {
+                    keys::Failure::Timeout
+                } else {
+                    keys::Failure::ServFail
+                };
+                store.insert_failure(&name, failure);
                 failed.insert(name, why);
             }
         }

@@ -6,13 +6,16 @@
 use libfuzzer_sys::fuzz_target;
 use mailcensus::auth::keys::KeyStore;
 
-fn contents(store: &KeyStore) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+type Contents = (Vec<(String, Vec<String>)>, Vec<String>, Vec<(String, &'static str)>);
+
+fn contents(store: &KeyStore) -> Contents {
     (
         store
             .iter()
             .map(|(n, rs)| (n.to_string(), rs.iter().map(|r| r.value.clone()).collect()))
             .collect(),
         store.negatives().map(str::to_string).collect(),
+        store.failures().map(|(n, f)| (n.to_string(), f.as_str())).collect(),
     )
 }
 

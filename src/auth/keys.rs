@@ -66,8 +66,36 @@ pub enum Lookup<'a> {
     Found(&'a [Record]),
     /// Recorded negative answer (NXDOMAIN) and no records.
     Negative,
+    /// Recorded failed lookup (`SERVFAIL`, `TIMEOUT`) and no records or NXDOMAIN: the key's
+    /// fate was unknown when the archive was made, a `temperror`.
+    Failed(Failure),
     /// Nothing known: the name was never looked up when the archive was made.
     Unknown,
+}
+
+/// A lookup that failed when the archive was made, recorded as `name SERVFAIL` or
+/// `name TIMEOUT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Failure {
+    ServFail,
+    Timeout,
+}
+
+impl Failure {
+    /// The word in key files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::ServFail => "SERVFAIL",
+            Failure::Timeout => "TIMEOUT",
+        }
+    }
+
+    /// The failure a key-file word names (any case).
+    pub fn parse(word: &str) -> Option<Failure> {
+        [Failure::ServFail, Failure::Timeout]
+            .into_iter()
+            .find(|f| word.eq_ignore_ascii_case(f.as_str()))
+    }
 }
 
 /// Input format of one loaded file.
@@ -165,6 +193,7 @@ pub const MAX_KEY_FILE_BYTES: u64 = 256 << 20;
 pub struct KeyStore {
     records: BTreeMap<String, Vec<Record>>,
     negative: BTreeSet<String>,
+    failures: BTreeMap<String, Failure>,
     count: usize,
 }
 
@@ -197,13 +226,27 @@ impl KeyStore {
         self.negative.insert(normalize_name(name))
     }
 
+    /// Record that looking `name` up failed (`SERVFAIL`, `TIMEOUT`); `false` if already
+    /// recorded. A record or an NXDOMAIN for the name outranks it.
+    pub fn insert_failure(&mut self, name: &str, failure: Failure) -> bool {
+        self.failures.insert(normalize_name(name), failure) != Some(failure)
+    }
+
     pub fn lookup(&self, name: &str) -> Lookup<'_> {
         let name = normalize_name(name);
         match self.records.get(&name) {
             Some(list) if !list.is_empty() => Lookup::Found(list),
             _ if self.negative.contains(&name) => Lookup::Negative,
-            _ => Lookup::Unknown,
+            _ => match self.failures.get(&name) {
+                Some(f) => Lookup::Failed(*f),
+                None => Lookup::Unknown,
+            },
         }
+    }
+
+    /// Names whose lookup failed, sorted, with the failure (outranked ones included).
+    pub fn failures(&self) -> impl Iterator<Item = (&str, Failure)> {
+        self.failures.iter().map(|(n, f)| (n.as_str(), *f))
     }
 
     /// Number of TXT records (all names).
@@ -335,15 +378,20 @@ impl KeyStore {
     pub fn write_lines(&self, out: &mut impl Write) -> io::Result<()> {
         writeln!(
             out,
-            "# mailcensus key store: {} TXT record(s), {} NXDOMAIN answer(s)",
+            "# mailcensus key store: {} TXT record(s), {} NXDOMAIN answer(s), {} failed lookup(s)",
             self.count,
-            self.negative.len()
+            self.negative.len(),
+            self.failures.len()
         )?;
-        writeln!(out, "# format: <name> \"<TXT value>\" | <name> NXDOMAIN")?;
+        writeln!(
+            out,
+            "# format: <name> \"<TXT value>\" | <name> NXDOMAIN | <name> SERVFAIL | <name> TIMEOUT"
+        )?;
         let names: BTreeSet<&str> = self
             .records
             .keys()
             .chain(self.negative.iter())
+            .chain(self.failures.keys())
             .map(String::as_str)
             .collect();
         for name in names {
@@ -353,6 +401,9 @@ impl KeyStore {
             }
             if self.negative.contains(name) {
                 writeln!(out, "{escaped} NXDOMAIN")?;
+            }
+            if let Some(f) = self.failures.get(name) {
+                writeln!(out, "{escaped} {}", f.as_str())?;
             }
         }
         Ok(())
@@ -770,6 +821,8 @@ impl Loader<'_> {
         }
         if value.eq_ignore_ascii_case("NXDOMAIN") {
             self.negative(&name);
+        } else if let Some(f) = Failure::parse(value) {
+            self.store.insert_failure(&name, f);
         } else if value.starts_with('"') {
             let mut toks = Vec::new();
             lex_line(value, Lex::LineValue, &mut 0, &mut toks)?;
@@ -898,6 +951,11 @@ impl Loader<'_> {
                 return Err("unexpected data after NXDOMAIN".into());
             }
             self.negative(&owner);
+        } else if let Some(f) = Failure::parse(&ty) {
+            if !rdata.is_empty() {
+                return Err(format!("unexpected data after {}", f.as_str()));
+            }
+            self.store.insert_failure(&owner, f);
         } else if is_type(&ty) {
             self.stats.skipped_non_txt += 1;
         } else {
@@ -1184,6 +1242,39 @@ mod tests {
         );
         assert!(st.errors.is_empty());
         assert_eq!(values(&s, "k._domainkey.example.com"), ["v=DKIM1; p=Q"]);
+    }
+
+    #[test]
+    fn failed_lookups_are_recorded_and_written_back() {
+        let mut s = KeyStore::new();
+        let st = s.load_str(
+            "a.example SERVFAIL\nb.example. timeout\nc.example \"v=DKIM1; p=x\"\nc.example TIMEOUT\n",
+            "f",
+        );
+        assert!(st.errors.is_empty(), "{:?}", st.errors);
+        assert_eq!(s.lookup("a.example"), Lookup::Failed(Failure::ServFail));
+        assert_eq!(s.lookup("B.example"), Lookup::Failed(Failure::Timeout));
+        // A record outranks a failure.
+        assert!(matches!(s.lookup("c.example"), Lookup::Found(_)));
+        let mut out = Vec::new();
+        s.write_lines(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("a.example. SERVFAIL\n") && text.contains("b.example. TIMEOUT\n"),
+            "{text}"
+        );
+        let mut again = KeyStore::new();
+        again.load_str(&text, "again");
+        assert!(again.failures().eq(s.failures()));
+        assert_eq!(again.len(), s.len());
+        // Zone files take them as pseudo-types, as NXDOMAIN.
+        let mut z = KeyStore::new();
+        let st = z.load_str(
+            "$ORIGIN example.\nsel._domainkey IN TXT \"v=DKIM1; p=x\"\ngone SERVFAIL\n",
+            "z",
+        );
+        assert!(st.errors.is_empty(), "{:?}", st.errors);
+        assert_eq!(z.lookup("gone.example"), Lookup::Failed(Failure::ServFail));
     }
 
     #[test]

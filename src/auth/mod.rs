@@ -171,6 +171,13 @@ impl KeyCache {
                 .collect();
             keys.insert(name.into(), parsed);
         }
+        // Lookups that failed when the archive was made: temperror, as they were then.
+        for (name, failure) in store.failures() {
+            if matches!(store.lookup(name), keys::Lookup::Failed(_)) {
+                let why = format!("{} recorded in the key archive", failure.as_str());
+                keys.insert(name.into(), vec![Key::lookup_failed(why)]);
+            }
+        }
         KeyCache { keys }
     }
 }
@@ -245,6 +252,20 @@ fn parse_key(value: &[u8], policy: &Policy) -> Key {
             },
             weak: None,
         },
+    }
+}
+
+impl Key {
+    /// A lookup that failed (a timeout, SERVFAIL): `temperror` with `why`.
+    fn lookup_failed(why: String) -> Key {
+        Key {
+            txt: Txt::Error(Error::Dns(DnsError::Resolver(why))),
+            record: "".into(),
+            bits: None,
+            refused: None,
+            revoked: false,
+            weak: None,
+        }
     }
 }
 
@@ -514,20 +535,16 @@ impl Verifier {
     ) -> Result<Verifier, AuthError> {
         let mut v = Verifier::new(store, policy)?;
         for (name, why) in failed {
-            let txt = Txt::Error(Error::Dns(DnsError::Resolver(why.clone())));
-            v.cache
-                .keys
-                .entry(keys::normalize_name(name).into())
-                .or_insert_with(|| {
-                    vec![Key {
-                        txt,
-                        record: "".into(),
-                        bits: None,
-                        refused: None,
-                        revoked: false,
-                        weak: None,
-                    }]
-                });
+            let name: Box<str> = keys::normalize_name(name).into();
+            let live = || vec![Key::lookup_failed(why.clone())];
+            match v.cache.keys.get_mut(&name) {
+                // A failure the store recorded takes the live lookup's own words.
+                Some(alts) if alts.iter().all(|k| k.record.is_empty()) => *alts = live(),
+                Some(_) => {}
+                None => {
+                    v.cache.keys.insert(name, live());
+                }
+            }
         }
         Ok(v)
     }
@@ -1301,6 +1318,23 @@ mod tests {
             verdict(Some("v=DKIM1; k=rsa; p=bm90IGEga2V5"), &body_changed, false).0,
             SigResult::PermError
         );
+    }
+
+    #[test]
+    fn recorded_lookup_failures_are_temperror() {
+        let key = test_key(1024);
+        let msg = signed_message(&key, "", None);
+        for (line, says) in [
+            ("sel._domainkey.example.com SERVFAIL", "SERVFAIL"),
+            ("sel._domainkey.example.com TIMEOUT", "TIMEOUT"),
+        ] {
+            let mut store = KeyStore::new();
+            store.load_str(line, "archive");
+            let v = Verifier::new(&store, Policy::default()).unwrap();
+            let verdicts = v.verify(&msg, 1_700_000_000);
+            assert_eq!(verdicts[0].result, SigResult::TempError, "{line}");
+            assert!(verdicts[0].detail.contains(says), "{}", verdicts[0].detail);
+        }
     }
 
     #[test]
