@@ -143,9 +143,8 @@ impl Default for Policy {
 struct Key {
     /// What mail-auth is given for the name.
     txt: Txt,
-    /// The record as published (empty for a lookup that failed), for the checks of RFC 6376
-    /// §3.6.1 that mail-auth leaves out (`v=`, `h=`, `s=`, `t=s`).
-    record: Box<str>,
+    /// What the record's tags allow (RFC 6376 §3.6.1; mail-auth leaves these out).
+    tags: RecordTags,
     bits: Option<usize>,
     /// Why the record cannot be used, when it cannot (shown as the verdict's detail).
     refused: Option<String>,
@@ -184,7 +183,7 @@ impl KeyCache {
 
 fn parse_key(value: &[u8], policy: &Policy) -> Key {
     let is_ed25519 = tag_value(value, b"k").is_some_and(|k| k.eq_ignore_ascii_case(b"ed25519"));
-    let record: Box<str> = String::from_utf8_lossy(value).into();
+    let record = RecordTags::read(value);
     match DomainKey::parse(value) {
         Ok(key) => {
             // Ed25519 keys are always 256 bits (RFC 8463); the crate reports no size for them.
@@ -202,7 +201,7 @@ fn parse_key(value: &[u8], policy: &Policy) -> Key {
             {
                 return Key {
                     txt: Txt::Error(Error::Dkim(DkimError::UnsupportedKeyType)),
-                    record,
+                    tags: record,
                     bits: None,
                     refused: Some("unusable key record: p= is not an RSA public key".into()),
                     revoked: false,
@@ -234,7 +233,7 @@ fn parse_key(value: &[u8], policy: &Policy) -> Key {
             };
             Key {
                 txt,
-                record,
+                tags: record,
                 bits: (bits > 0).then_some(bits),
                 refused,
                 revoked: false,
@@ -243,7 +242,7 @@ fn parse_key(value: &[u8], policy: &Policy) -> Key {
         }
         Err(e) => Key {
             txt: Txt::Error(e.clone()),
-            record,
+            tags: record,
             bits: None,
             revoked: matches!(e, Error::Dkim(DkimError::RevokedPublicKey)),
             refused: match e {
@@ -256,11 +255,15 @@ fn parse_key(value: &[u8], policy: &Policy) -> Key {
 }
 
 impl Key {
+    fn is_lookup_failure(&self) -> bool {
+        matches!(self.txt, Txt::Error(Error::Dns(DnsError::Resolver(_))))
+    }
+
     /// A lookup that failed (a timeout, SERVFAIL): `temperror` with `why`.
     fn lookup_failed(why: String) -> Key {
         Key {
             txt: Txt::Error(Error::Dns(DnsError::Resolver(why))),
-            record: "".into(),
+            tags: RecordTags::default(),
             bits: None,
             refused: None,
             revoked: false,
@@ -278,6 +281,61 @@ fn public_key_der(record: &[u8]) -> Option<Vec<u8>> {
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
     base64::engine::general_purpose::STANDARD.decode(p).ok()
+}
+
+/// What a key record's tags allow, read once when the key is loaded (RFC 6376 §3.6.1).
+#[derive(Debug, Default)]
+struct RecordTags {
+    /// Why `v=`, `k=` or `s=` make the record unusable for mail signatures, if they do.
+    unusable: Option<String>,
+    /// `h=`: the hash algorithms the key may be used with, lower case (None: any).
+    hashes: Option<Vec<Box<[u8]>>>,
+    /// `t=s`: the signature's `i=` must be in `d=` itself, not a subdomain.
+    same_domain: bool,
+}
+
+impl RecordTags {
+    fn read(record: &[u8]) -> RecordTags {
+        let list = |tag: &[u8]| {
+            tag_value(record, tag).map(|v| {
+                v.split(|&b| b == b':')
+                    .map(|w| w.trim_ascii().to_ascii_lowercase().into_boxed_slice())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        let unusable = if let Some(v) = tag_value(record, b"v")
+            && v != b"DKIM1"
+        {
+            Some(format!(
+                "key record v={} is not DKIM1 (RFC 6376 §3.6.1)",
+                text(v)
+            ))
+        } else if let Some(k) = tag_value(record, b"k")
+            && !k.eq_ignore_ascii_case(b"rsa")
+            && !k.eq_ignore_ascii_case(b"ed25519")
+        {
+            Some(format!("key record k={} is no known key type", text(k)))
+        } else if let Some(services) = list(b"s")
+            && !services.iter().any(|s| **s == *b"*" || **s == *b"email")
+        {
+            Some(format!(
+                "key record s={} is not for email (RFC 6376 §3.6.1)",
+                services
+                    .iter()
+                    .map(|s| text(s))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            ))
+        } else {
+            None
+        };
+        RecordTags {
+            unusable,
+            hashes: list(b"h"),
+            same_domain: list(b"t").is_some_and(|flags| flags.iter().any(|f| **f == *b"s")),
+        }
+    }
 }
 
 /// RFC 6376 §6.1.2: whether the key found for a signature can verify it, judged before any hash
@@ -302,38 +360,15 @@ fn key_stage(
     {
         return Some((SigResult::PermError, why.clone()));
     }
-    let record = key.record.as_bytes();
-    let list = |tag: &[u8]| {
-        tag_value(record, tag).map(|v| {
-            v.split(|&b| b == b':')
-                .map(|w| w.trim_ascii().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        })
-    };
-    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
-    if let Some(v) = tag_value(record, b"v")
-        && v != b"DKIM1"
-    {
-        return Some((
-            SigResult::PermError,
-            format!("key record v={} is not DKIM1 (RFC 6376 §3.6.1)", text(v)),
-        ));
-    }
-    if let Some(k) = tag_value(record, b"k")
-        && !k.eq_ignore_ascii_case(b"rsa")
-        && !k.eq_ignore_ascii_case(b"ed25519")
-    {
-        return Some((
-            SigResult::PermError,
-            format!("key record k={} is no known key type", text(k)),
-        ));
+    if let Some(why) = &key.tags.unusable {
+        return Some((SigResult::PermError, why.clone()));
     }
     let hash: &[u8] = match sig.a {
         Algorithm::RsaSha1 => b"sha1",
         _ => b"sha256",
     };
-    if let Some(allowed) = list(b"h")
-        && !allowed.iter().any(|h| h == hash)
+    if let Some(allowed) = &key.tags.hashes
+        && !allowed.iter().any(|h| **h == *hash)
     {
         return Some((
             SigResult::PermError,
@@ -341,29 +376,14 @@ fn key_stage(
                 "key record h={} does not allow {} (RFC 6376 §3.6.1)",
                 allowed
                     .iter()
-                    .map(|h| text(h))
+                    .map(|h| String::from_utf8_lossy(h))
                     .collect::<Vec<_>>()
                     .join(":"),
-                text(hash)
+                String::from_utf8_lossy(hash)
             ),
         ));
     }
-    if let Some(services) = list(b"s")
-        && !services.iter().any(|s| s == b"*" || s == b"email")
-    {
-        return Some((
-            SigResult::PermError,
-            format!(
-                "key record s={} is not for email (RFC 6376 §3.6.1)",
-                services
-                    .iter()
-                    .map(|s| text(s))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            ),
-        ));
-    }
-    if list(b"t").is_some_and(|flags| flags.iter().any(|f| f == b"s"))
+    if key.tags.same_domain
         && let Some(i) = tag_value(raw_sig, b"i")
     {
         let domain = i.rsplit(|&b| b == b'@').next().unwrap_or(i);
@@ -539,7 +559,7 @@ impl Verifier {
             let live = || vec![Key::lookup_failed(why.clone())];
             match v.cache.keys.get_mut(&name) {
                 // A failure the store recorded takes the live lookup's own words.
-                Some(alts) if alts.iter().all(|k| k.record.is_empty()) => *alts = live(),
+                Some(alts) if alts.iter().all(Key::is_lookup_failure) => *alts = live(),
                 Some(_) => {}
                 None => {
                     v.cache.keys.insert(name, live());
