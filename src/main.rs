@@ -56,6 +56,23 @@ impl std::fmt::Display for BadArgument {
         f.write_str("bad command-line argument")
     }
 }
+/// An error and its causes, outermost first, each once: the marker that sets the exit code is
+/// left out, and a cause whose text its wrapper already ends with is not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let marker = BadArgument.to_string();
+    let mut text = String::new();
+    for cause in e.chain().map(|c| c.to_string()).filter(|c| *c != marker) {
+        if text.ends_with(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
 /// Exit status after Ctrl-C or SIGTERM (no result files are left behind).
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -209,7 +226,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => match run_scan(args) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
-                say!("mailcensus: error: {e:#}");
+                say!("mailcensus: error: {}", error_text(&e));
                 if e.downcast_ref::<BadArgument>().is_some() {
                     ExitCode::from(EXIT_USAGE)
                 } else {
@@ -220,7 +237,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => match run_generate(args) {
             Ok(()) => ExitCode::from(EXIT_OK),
             Err(e) => {
-                say!("mailcensus: error: {e:#}");
+                say!("mailcensus: error: {}", error_text(&e));
                 ExitCode::from(EXIT_ERROR)
             }
         },
@@ -319,7 +336,6 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
             } else {
                 store.load_file(path).map(|s| vec![s])
             }
-            .with_context(|| format!("cannot load keys from {}", path.display()))
             .context(BadArgument)?;
             for stats in loaded {
                 // A bad line does not lose the rest of a key archive, but it is never silent.
@@ -335,6 +351,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
                 }
             }
         }
+        warn_about_keys_that_are_not_dkim(&store);
         let policy = Policy {
             verify_at: args.verify_at,
             min_rsa_bits: if args.allow_weak_keys { 0 } else { 1024 },
@@ -505,6 +522,30 @@ fn fetch_missing_keys(
         );
     }
     Ok(failed)
+}
+
+/// A key file of the wrong kind (notes, a hosts file) loads as records without complaint; say so
+/// when records do not look like DKIM keys: no `._domainkey.` in the name, or no `p=` tag.
+fn warn_about_keys_that_are_not_dkim(store: &KeyStore) {
+    let odd: Vec<&str> = store
+        .iter()
+        .filter(|(name, records)| {
+            !name.contains("._domainkey.")
+                || records.iter().all(|r| {
+                    !r.value
+                        .split(';')
+                        .any(|tag| tag.trim_start().starts_with("p="))
+                })
+        })
+        .map(|(name, _)| name)
+        .collect();
+    if let Some(first) = odd.first() {
+        say!(
+            "mailcensus: warning: {} of {} key names do not look like DKIM keys (no '._domainkey.' in the name, or no p= in the record), e.g. {first}",
+            odd.len(),
+            store.iter().count()
+        );
+    }
 }
 
 /// Write the key store to `path` atomically (temporary name, then rename).

@@ -16,9 +16,9 @@ use thiserror::Error;
 /// Errors of the output stage.
 #[derive(Debug, Error)]
 pub enum OutputError {
-    #[error("cannot create output directory {path}: {source}")]
+    #[error("cannot create output directory {}", .path.display())]
     CreateDir { path: PathBuf, source: io::Error },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {}", .path.display())]
     Write { path: PathBuf, source: io::Error },
     #[error("the run was interrupted; no output was committed")]
     Interrupted,
@@ -294,10 +294,11 @@ fn process_runs(pid: u32) -> bool {
 /// Spreadsheet programs run a cell that starts with one of these as a formula.
 const FORMULA_START: [u8; 6] = [b'=', b'+', b'-', b'@', b'\t', b'\r'];
 
-/// Whether a text cell must be neutralised before a spreadsheet sees it.
+/// Whether a text cell must be neutralised before a spreadsheet sees it. A lone `-` (standard
+/// input's name, "none") has no operand and is shown as text.
 #[inline]
 pub fn is_formula_like(cell: &[u8]) -> bool {
-    cell.first().is_some_and(|b| FORMULA_START.contains(b))
+    cell.first().is_some_and(|b| FORMULA_START.contains(b)) && cell != b"-"
 }
 
 #[cfg(test)]
@@ -344,5 +345,7 @@ mod tests {
         assert!(is_formula_like(b"@SUM(A1)"));
         assert!(!is_formula_like(b"hello"));
         assert!(!is_formula_like(b""));
+        assert!(!is_formula_like(b"-"));
+        assert!(is_formula_like(b"-1+2"));
     }
 }

@@ -535,11 +535,13 @@ fn produce(inputs: &[PathBuf], opts: &ScanOptions, out_dir: Option<&Path>, emit:
                     && read_large(&path, size, in_maildir, opts, emit)
             }
             Found::Stdin => {
-                flush(&mut batch, &mut batch_bytes, emit) && {
-                    let stdin = std::io::stdin();
-                    let mut lock = stdin.lock();
-                    stream::read_stream(&mut lock, &"-".into(), 0, &opts.stream, false, emit)
-                }
+                flush(&mut batch, &mut batch_bytes, emit)
+                    && emit(Work::FileOpened { bytes: 0 })
+                    && {
+                        let stdin = std::io::stdin();
+                        let mut lock = stdin.lock();
+                        stream::read_stream(&mut lock, &"-".into(), 0, &opts.stream, false, emit)
+                    }
             }
             Found::Skipped { path, reason } => {
                 emit(Work::Note(Note::skipped(&path.to_string_lossy(), reason)))

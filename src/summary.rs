@@ -65,7 +65,7 @@ pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions)
             "unreadable_inputs": unreadable.len(),
         },
         "dkim": opts.dkim.as_ref().map(|v| json!({
-            "verify_at": format!("{:?}", v.policy().verify_at),
+            "verify_at": v.policy().verify_at.as_text(),
             "min_rsa_bits": v.policy().min_rsa_bits,
             "accept_rsa_sha1": v.policy().accept_rsa_sha1,
             "signatures_by_result": t.signatures_by_result(),

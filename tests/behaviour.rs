@@ -504,7 +504,14 @@ fn unusable_files_and_servers_on_the_command_line_exit_2() {
             "{args:?}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        assert!(String::from_utf8_lossy(&o.stderr).contains("bad command-line argument"));
+        // One line that says what is wrong, each part once: the file named once, the OS error
+        // once, no internal marker.
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("bad command-line argument"), "{err}");
+        if !args.contains(&os("--dns")) {
+            assert_eq!(err.matches("no-such-file").count(), 1, "{err}");
+            assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+        }
     }
 }
 
@@ -649,4 +656,48 @@ fn no_csv_output_carries_a_live_formula() {
             "{file}: only {n} guarded columns: {guarded_columns:?}"
         );
     }
+}
+
+/// Standard input is the source `-` (a lone minus is no formula), counted as one input file.
+#[test]
+fn standard_input_is_named_dash_and_counted_as_a_file() {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["scan", "-", "--no-dkim", "-q", "--out"])
+        .arg(out.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let data = read(&sample_mbox());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&data).unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let r = rows(&out.path().join("messages.csv"));
+    assert!(r.len() > 10);
+    assert!(r.iter().all(|m| m["source"] == "-"), "{:?}", r[0]["source"]);
+    assert_eq!(summary(out.path())["totals"]["files"], 1);
+}
+
+/// A key file that holds no DKIM keys (notes, the wrong file) loads with a warning, and the
+/// summary says how the verifier judged (`verify_at` as the flag spells it).
+#[test]
+fn a_key_file_without_dkim_keys_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, "garbage line here\n").unwrap();
+    let out = dir.path().join("o");
+    let o = bin()
+        .arg("scan")
+        .arg(sample_mbox())
+        .arg("--keys")
+        .arg(&keys)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("do not look like DKIM keys"), "{err}");
+    assert_eq!(summary(&out)["dkim"]["verify_at"], "receipt");
 }

@@ -172,7 +172,7 @@ impl LoadStats {
 
 #[derive(thiserror::Error, Debug)]
 pub enum KeyStoreError {
-    #[error("{}: {source}", .path.display())]
+    #[error("cannot read key file {}", .path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{}: larger than {} MiB; a key file that size is not a key file (split it if it really is)", .path.display(), .limit >> 20)]
     TooLarge { path: PathBuf, limit: u64 },

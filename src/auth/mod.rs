@@ -118,6 +118,17 @@ pub enum VerifyAt {
     Fixed(i64),
 }
 
+impl VerifyAt {
+    /// As `--verify-at` takes it: `receipt`, `now`, or an RFC 3339 instant.
+    pub fn as_text(self) -> String {
+        match self {
+            VerifyAt::Receipt => "receipt".into(),
+            VerifyAt::Now => "now".into(),
+            VerifyAt::Fixed(t) => crate::headers::date::format_rfc3339(t),
+        }
+    }
+}
+
 /// Verification policy.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {

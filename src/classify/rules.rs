@@ -86,7 +86,7 @@ impl HopClass {
 pub enum RulesError {
     #[error("rules line {line}: {why}")]
     Syntax { line: usize, why: String },
-    #[error("cannot read rules file {path}: {source}")]
+    #[error("cannot read rules file {}", .path.display())]
     Read {
         path: std::path::PathBuf,
         source: std::io::Error,
