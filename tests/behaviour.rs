@@ -5,23 +5,11 @@ mod common;
 
 use common::*;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Mail from the shipped sample, so these tests run on a fresh clone too.
 fn sample_mbox() -> PathBuf {
     data_dir().join("mailbox-perl/mbox.src")
-}
-
-fn read(p: &Path) -> Vec<u8> {
-    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// messages.csv without the `source` column (paths differ between plain and packed inputs).
-fn rows_without_source(out: &Path) -> Vec<Vec<String>> {
-    let mut r = csv::Reader::from_path(out.join("messages.csv")).unwrap();
-    r.records()
-        .map(|rec| rec.unwrap().iter().skip(1).map(String::from).collect())
-        .collect()
 }
 
 #[test]

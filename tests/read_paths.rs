@@ -14,18 +14,6 @@ use mailcensus::input::{self, Format};
 use mailcensus::split::{self, EntryKind, SplitLimits};
 use proptest::prelude::*;
 
-fn read(p: &Path) -> Vec<u8> {
-    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// messages.csv without the `source` column (it names the path, `-`, or `archive!entry`).
-fn rows_without_source(out: &Path) -> Vec<Vec<String>> {
-    let mut r = csv::Reader::from_path(out.join("messages.csv")).unwrap();
-    r.records()
-        .map(|rec| rec.unwrap().iter().skip(1).map(String::from).collect())
-        .collect()
-}
-
 /// The real mboxes the cut property runs on: the shipped sample always, the public phishing
 /// archive when the corpora are there.
 fn real_mboxes() -> Vec<PathBuf> {

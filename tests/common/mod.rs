@@ -74,6 +74,20 @@ pub fn rows(path: &Path) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
+/// A file's bytes (the test fails naming the file when it cannot be read).
+pub fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// messages.csv without the `source` column, which names the path, `-`, or `archive!entry` and
+/// so differs between a plain, a piped and a packed copy of the same bytes.
+pub fn rows_without_source(out: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(out.join("messages.csv")).unwrap();
+    r.records()
+        .map(|rec| rec.unwrap().iter().skip(1).map(String::from).collect())
+        .collect()
+}
+
 /// The parsed summary.json of a run.
 pub fn summary(out: &Path) -> serde_json::Value {
     let bytes = std::fs::read(out.join("summary.json")).expect("summary.json");
