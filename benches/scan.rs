@@ -7,8 +7,11 @@
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mailcensus::aggregate::Totals;
 use mailcensus::headers::{HeaderLimits, Headers, parse_headers};
-use mailcensus::record::{RowOptions, RowWriter, UnitOutput};
+use mailcensus::message::{Facts, ReadOptions, Reader};
+use mailcensus::output::Formats;
+use mailcensus::scan::{ScanOptions, UnitOutput};
 use mailcensus::split::{self, SplitLimits};
 use mailcensus::work::Item;
 use rayon::prelude::*;
@@ -78,27 +81,43 @@ fn benches(c: &mut Criterion) {
             n
         })
     });
-    g.bench_function("rows_one_thread", |b| {
-        b.iter(|| {
-            let mut out = UnitOutput::default();
-            let mut w = RowWriter::new(RowOptions::default(), &mut out);
-            for it in &all {
-                w.item("bench.mbox", &data, it);
+    // Messages read into typed records and encoded as rows, in one format at a time.
+    let rows = |formats: Formats, items: &[Item]| {
+        let opts = ScanOptions {
+            formats,
+            campaigns: None,
+            ..ScanOptions::default()
+        };
+        let mut out = UnitOutput::new(&opts);
+        let mut reader = Reader::new(ReadOptions::default(), None, None, 0);
+        let (mut totals, mut facts) = (Totals::default(), Facts::default());
+        for it in items {
+            if reader.read("bench.mbox", &data, it, &mut totals, &mut facts) {
+                out.add(&reader.message, false);
             }
-            out.messages_csv.len()
-        })
+        }
+        out.messages.csv.len()
+            + out
+                .messages
+                .parquet
+                .as_mut()
+                .map_or(0, |b| b.take().num_rows())
+    };
+    g.bench_function("rows_one_thread", |b| {
+        b.iter(|| rows(Formats::default(), &all))
+    });
+    let parquet = Formats {
+        csv: false,
+        parquet: true,
+        jsonl: false,
+    };
+    g.bench_function("rows_parquet_batches_one_thread", |b| {
+        b.iter(|| rows(parquet, &all))
     });
     g.bench_function("rows_all_threads", |b| {
         b.iter(|| {
             all.par_chunks(512)
-                .map(|chunk| {
-                    let mut out = UnitOutput::default();
-                    let mut w = RowWriter::new(RowOptions::default(), &mut out);
-                    for it in chunk {
-                        w.item("bench.mbox", &data, it);
-                    }
-                    out.messages_csv.len()
-                })
+                .map(|chunk| rows(Formats::default(), chunk))
                 .sum::<usize>()
         })
     });

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::auth::MessageVerdict;
 use crate::auth::SigResult;
 use crate::headers::Malformed;
-use crate::record::SigResultOrNone;
 use crate::work::Note;
 
 /// Counts over a run (or a part of one).
@@ -36,7 +36,7 @@ pub struct Totals {
     /// DKIM signatures by result, indexed by [`SigResult::index`].
     pub signatures: [u64; SigResult::ALL.len()],
     /// Messages by DKIM verdict (a signature result, or `none` last).
-    pub dkim_messages: [u64; SigResultOrNone::COUNT],
+    pub dkim_messages: [u64; MessageVerdict::COUNT],
     /// Messages with a passing signature aligned with the From domain.
     pub dkim_aligned: u64,
     /// Key names (`selector._domainkey.domain.`) that signatures needed and the store lacked.

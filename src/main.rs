@@ -15,6 +15,7 @@ use mailcensus::auth::dns;
 use mailcensus::auth::keys::{self, KeyStore, Lookup};
 use mailcensus::auth::{Policy, Verifier, VerifyAt};
 use mailcensus::classify::rules::Rules;
+use mailcensus::output::Formats;
 use mailcensus::scan::{self, ScanError, ScanOptions};
 use mailcensus::{output, summary};
 use std::collections::BTreeMap;
@@ -162,7 +163,11 @@ struct ScanArgs {
     /// files may be truncated while the scan runs).
     #[arg(long)]
     no_mmap: bool,
-    /// Write cells as they are: do not prefix cells starting with = + - @ with a quote.
+    /// Formats of the result tables, comma-separated: csv, parquet, jsonl (for example
+    /// `csv,parquet`). Parquet and JSON Lines are typed and never formula-guarded
+    #[arg(long, default_value = "csv", value_name = "LIST")]
+    format: String,
+    /// Write CSV cells as they are: do not prefix cells starting with = + - @ with a quote.
     #[arg(long)]
     raw_cells: bool,
     /// Also write received.csv: one row per Received hop (from, IP, by, protocol, time).
@@ -312,13 +317,16 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         mmap: !args.no_mmap,
         ..ScanOptions::default()
     };
-    opts.rows.raw_cells = args.raw_cells;
-    opts.rows.received_rows = args.received;
+    opts.raw_cells = args.raw_cells;
+    opts.read.hops = args.received;
+    opts.formats = Formats::parse(&args.format)
+        .map_err(anyhow::Error::msg)
+        .context(BadArgument)?;
     opts.stream = opts
         .stream
         .with_max_message(args.max_message_mib as usize * (1 << 20));
-    opts.rows.header_limits.max_header_bytes = args.max_header_kib as usize * (1 << 10);
-    opts.stream.split.max_header_bytes = opts.rows.header_limits.max_header_bytes;
+    opts.read.header_limits.max_header_bytes = args.max_header_kib as usize * (1 << 10);
+    opts.stream.split.max_header_bytes = opts.read.header_limits.max_header_bytes;
     opts.campaigns = match (&args.rules, args.no_campaigns) {
         (_, true) => None,
         (Some(path), false) => Some(Arc::new(

@@ -26,8 +26,12 @@ use crate::classify::rules::Rules;
 use crate::headers::{Headers, Malformed};
 use crate::input::stream::{self, Sink, StreamLimits};
 use crate::input::{self, Format, Found, SNIFF_BYTES};
-use crate::output::{self, OutputError, PendingFile};
-use crate::record::{self, RowOptions, RowWriter, UnitOutput};
+use crate::message::{Facts, ReadOptions, Reader};
+use crate::output::{self, Formats, OutputError, PendingFile, Rows, TableFiles, spill};
+use crate::schema::{
+    self, DECIDED_COLUMNS, Decided, HopRow, MESSAGE_COLUMNS, Message, RECEIVED_COLUMNS,
+    SIGNATURE_COLUMNS, SignatureRow,
+};
 use crate::split;
 use crate::work::{Bytes, FileJob, Item, ItemKind, Note, Work};
 
@@ -42,7 +46,12 @@ pub struct ScanOptions {
     /// Memory-map regular files (default). Off: buffered reads, for filesystems where a file
     /// may shrink while mapped.
     pub mmap: bool,
-    pub rows: RowOptions,
+    /// What the message stage reads (header limits, Received hops).
+    pub read: ReadOptions,
+    /// The formats of the result tables.
+    pub formats: Formats,
+    /// Write CSV cells as they are, without neutralising spreadsheet formulas.
+    pub raw_cells: bool,
     pub stream: StreamLimits,
     /// Files smaller than this are read whole by a worker, in batches, instead of mapped.
     pub small_file_bytes: u64,
@@ -60,7 +69,9 @@ impl Default for ScanOptions {
         ScanOptions {
             threads: 0,
             mmap: true,
-            rows: RowOptions::default(),
+            read: ReadOptions::default(),
+            formats: Formats::default(),
+            raw_cells: false,
             stream: StreamLimits::default(),
             small_file_bytes: 1 << 20,
             dkim: None,
@@ -113,31 +124,46 @@ pub fn scan(
     output::ensure_dir(out_dir)?;
     // One run at a time per directory: two runs would mix their files.
     let _lock = output::DirLock::acquire(out_dir)?;
-    // With campaigns on, rows first go to a scratch file: their last three cells are decided
-    // once the whole corpus has been seen.
-    let mut messages = match opts.campaigns {
-        Some(_) => PendingFile::create(out_dir, "messages-stage-one.csv")?,
-        None => PendingFile::create(out_dir, "messages.csv")?,
+    // With campaigns on, the messages' typed rows first go to a scratch file: their last three
+    // cells are decided once the whole corpus has been seen.
+    let message_columns = schema::message_columns();
+    let (mut messages, mut spilled) = match opts.campaigns {
+        Some(_) => (
+            None,
+            Some(PendingFile::create(out_dir, "messages-spilled.bin")?),
+        ),
+        None => (
+            Some(TableFiles::create(
+                out_dir,
+                "messages",
+                &message_columns,
+                opts.formats,
+            )?),
+            None,
+        ),
     };
-    messages.write_all(&record::header_line(&record::MESSAGE_COLUMNS))?;
     let mut grouping = match opts.campaigns {
         Some(_) => Some(Grouping::new(out_dir)?),
         None => None,
     };
     let mut signatures = match opts.dkim {
-        Some(_) => Some(PendingFile::create(out_dir, "signatures.csv")?),
+        Some(_) => Some(TableFiles::create(
+            out_dir,
+            "signatures",
+            &columns_of(SIGNATURE_COLUMNS),
+            opts.formats,
+        )?),
         None => None,
     };
-    if let Some(f) = &mut signatures {
-        f.write_all(&record::header_line(&record::SIGNATURE_COLUMNS))?;
-    }
-    let mut received = match opts.rows.received_rows {
-        true => Some(PendingFile::create(out_dir, "received.csv")?),
+    let mut received = match opts.read.hops {
+        true => Some(TableFiles::create(
+            out_dir,
+            "received",
+            &columns_of(RECEIVED_COLUMNS),
+            opts.formats,
+        )?),
         false => None,
     };
-    if let Some(r) = &mut received {
-        r.write_all(&record::header_line(&record::RECEIVED_COLUMNS))?;
-    }
 
     let threads = thread_count(opts);
     let mut write_error: Option<OutputError> = None;
@@ -150,20 +176,20 @@ pub fn scan(
             if write_error.is_some() {
                 return false;
             }
-            let written = messages
-                .write_all(&out.messages_csv)
-                .and_then(|()| match &mut grouping {
-                    Some(g) => g.add_unit(out),
-                    None => Ok(()),
-                })
-                .and_then(|()| match &mut received {
-                    Some(r) => r.write_all(&out.received_csv),
-                    None => Ok(()),
-                })
-                .and_then(|()| match &mut signatures {
-                    Some(f) => f.write_all(&out.signatures_csv),
-                    None => Ok(()),
-                });
+            let mut written = match (&mut messages, &mut spilled) {
+                (Some(files), _) => files.write(&mut out.messages),
+                (None, Some(scratch)) => scratch.write_all(&out.spilled),
+                (None, None) => Ok(()),
+            };
+            if let Some(g) = &mut grouping {
+                written = written.and_then(|()| g.add_unit(&out.facts));
+            }
+            if let Some(files) = &mut received {
+                written = written.and_then(|()| files.write(&mut out.received));
+            }
+            if let Some(files) = &mut signatures {
+                written = written.and_then(|()| files.write(&mut out.signatures));
+            }
             match written {
                 Ok(()) => true,
                 Err(e) => {
@@ -187,26 +213,38 @@ pub fn scan(
     }
     totals.notes.sort();
     let grouping_started = Instant::now();
-    let (messages, group_files, campaigns) = match grouping {
-        Some(g) => {
-            messages.flush()?;
+    let (messages, group_files, campaigns) = match (grouping, spilled) {
+        (Some(g), Some(mut spilled)) => {
+            spilled.flush()?;
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .thread_name(|i| format!("mailcensus-group-{i}"))
                 .build()
                 .map_err(|e| ScanError::Threads(e.to_string()))?;
-            let grouped = g.finish(messages.temp_path(), out_dir, opts.rows.raw_cells, &pool)?;
-            // The stage-one rows are scratch; dropping the file removes it.
-            drop(messages);
-            let mut files = grouped.files.into_iter();
-            let final_messages = files.next().ok_or(ScanError::Incomplete)?;
-            (
-                final_messages,
-                files.collect::<Vec<_>>(),
-                Some(grouped.report),
-            )
+            let grouped = g.finish(
+                spilled.temp_path(),
+                out_dir,
+                opts.formats,
+                opts.raw_cells,
+                &pool,
+            )?;
+            // The spilled rows are scratch; dropping the file removes it.
+            drop(spilled);
+            (grouped.messages, grouped.files, Some(grouped.report))
         }
-        None => (messages, Vec::new(), None),
+        _ => (
+            messages.ok_or(ScanError::Incomplete)?.finish()?,
+            Vec::new(),
+            None,
+        ),
+    };
+    let received = match received {
+        Some(files) => files.finish()?,
+        None => Vec::new(),
+    };
+    let signatures = match signatures {
+        Some(files) => files.finish()?,
+        None => Vec::new(),
     };
     if INTERRUPTED.load(Ordering::SeqCst) || output::aborted() {
         return Err(ScanError::Interrupted);
@@ -219,9 +257,10 @@ pub fn scan(
             None => Duration::ZERO,
         },
         threads,
-        outputs: std::iter::once(&messages)
-            .chain(received.as_ref())
-            .chain(signatures.as_ref())
+        outputs: messages
+            .iter()
+            .chain(received.iter())
+            .chain(signatures.iter())
             .chain(group_files.iter())
             .map(|f| f.path().to_path_buf())
             .collect(),
@@ -230,34 +269,125 @@ pub fn scan(
     let mut summary_file = PendingFile::create(out_dir, "summary.json")?;
     report.outputs.push(summary_file.path().to_path_buf());
     summary_file.write_all(&summary(&report))?;
-    let files = [Some(messages), received, signatures]
+    let files = messages
         .into_iter()
-        .flatten()
+        .chain(received)
+        .chain(signatures)
         .chain(group_files)
         .chain(std::iter::once(summary_file));
-    output::commit(files.collect(), &RUN_OUTPUTS).map_err(|e| match e {
+    output::commit(files.collect(), &run_outputs()).map_err(|e| match e {
         OutputError::Interrupted => ScanError::Interrupted,
         e => ScanError::Output(e),
     })?;
     Ok(report)
 }
 
+/// The tables a scan writes in every format asked for.
+pub const TABLES: [&str; 4] = ["messages", "signatures", "received", "campaigns"];
+
 /// Every file a scan may write into its output directory. A run removes the ones it does not
 /// write this time, so the directory always describes one run.
-pub const RUN_OUTPUTS: [&str; 7] = [
-    "messages.csv",
-    "signatures.csv",
-    "received.csv",
-    "campaigns.csv",
-    "timeline.csv",
-    "timeline.svg",
-    "summary.json",
-];
+pub fn run_outputs() -> Vec<String> {
+    let all = Formats {
+        csv: true,
+        parquet: true,
+        jsonl: true,
+    };
+    TABLES
+        .iter()
+        .flat_map(|t| all.file_names(t))
+        .chain(["timeline.csv", "timeline.svg", "summary.json"].map(String::from))
+        .collect()
+}
 
-/// Output buffers handed back by the writer for the next units: reusing them saves the page
-/// faults of fresh megabyte-sized allocations for every unit.
+/// The name, type and meaning of each of `columns`.
+fn columns_of<T: schema::Table + ?Sized>(columns: &[schema::Column<T>]) -> Vec<schema::ColumnInfo> {
+    columns.iter().map(schema::Column::info).collect()
+}
+
+/// What a worker gives back for one unit: its rows, its counts and its messages' facts.
+pub struct UnitOutput {
+    /// `messages` rows in each format (campaigns off: they are final).
+    pub messages: Rows,
+    /// The messages' typed rows for the grouping stage (campaigns on), one per fact.
+    pub spilled: Vec<u8>,
+    pub signatures: Rows,
+    pub received: Rows,
+    pub totals: Totals,
+    /// The grouping stage's facts, one per message (campaigns on).
+    pub facts: Facts,
+}
+
+impl UnitOutput {
+    /// An empty unit output for a run with `opts`.
+    pub fn new(opts: &ScanOptions) -> UnitOutput {
+        UnitOutput {
+            messages: Rows::new(&schema::message_columns(), opts.formats, opts.raw_cells),
+            spilled: Vec::new(),
+            signatures: Rows::new(&columns_of(SIGNATURE_COLUMNS), opts.formats, opts.raw_cells),
+            received: Rows::new(&columns_of(RECEIVED_COLUMNS), opts.formats, opts.raw_cells),
+            totals: Totals::default(),
+            facts: Facts::default(),
+        }
+    }
+
+    /// Empty it for the next unit, keeping its buffers.
+    fn clear(&mut self) {
+        self.messages.clear();
+        self.spilled.clear();
+        self.signatures.clear();
+        self.received.clear();
+        self.totals = Totals::default();
+        self.facts.facts.clear();
+        self.facts.keys.clear();
+        self.facts.text.clear();
+    }
+
+    /// Add one message's rows: its `messages` row (spilled when campaigns are on), a
+    /// `signatures` row per signature and a `received` row per hop.
+    pub fn add(&mut self, m: &Message, campaigns: bool) {
+        if campaigns {
+            let start = self.spilled.len();
+            spill::encode(
+                MESSAGE_COLUMNS.iter().map(|c| (c.get)(m)),
+                &mut self.spilled,
+            );
+            if let Some(f) = self.facts.facts.last_mut() {
+                f.row_len = (self.spilled.len() - start) as u32;
+            }
+        } else {
+            let decided = Decided::default();
+            self.messages.push(
+                MESSAGE_COLUMNS
+                    .iter()
+                    .map(|c| (c.get)(m))
+                    .chain(DECIDED_COLUMNS.iter().map(|c| (c.get)(&decided))),
+            );
+        }
+        for verdict in &m.signatures {
+            let row = SignatureRow {
+                message: m,
+                verdict,
+            };
+            self.signatures
+                .push(SIGNATURE_COLUMNS.iter().map(|c| (c.get)(&row)));
+        }
+        for (k, data) in m.received.iter().rev().enumerate() {
+            let row = HopRow {
+                message: m,
+                hop: k as u64 + 1,
+                data,
+            };
+            self.received
+                .push(RECEIVED_COLUMNS.iter().map(|c| (c.get)(&row)));
+        }
+    }
+}
+
+/// Unit outputs handed back by the writer for the next units: reusing their buffers saves the
+/// page faults of fresh megabyte-sized allocations for every unit.
 struct BufferPool {
-    spare: Mutex<Vec<Vec<u8>>>,
+    spare: Mutex<Vec<UnitOutput>>,
     keep: usize,
 }
 
@@ -268,15 +398,15 @@ impl BufferPool {
             keep,
         }
     }
-    fn take(&self) -> Vec<u8> {
+    fn take(&self, opts: &ScanOptions) -> UnitOutput {
         let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-        spare.pop().unwrap_or_default()
+        spare.pop().unwrap_or_else(|| UnitOutput::new(opts))
     }
-    fn give(&self, mut buf: Vec<u8>) {
-        buf.clear();
+    fn give(&self, mut out: UnitOutput) {
+        out.clear();
         let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
         if spare.len() < self.keep {
-            spare.push(buf);
+            spare.push(out);
         }
     }
 }
@@ -289,7 +419,7 @@ pub fn collect_key_names(
 ) -> Result<std::collections::BTreeSet<String>, ScanError> {
     let mut pass = opts.clone();
     pass.dkim = None;
-    pass.rows.key_names_only = true;
+    pass.read.key_names_only = true;
     let ran = pipeline(
         inputs,
         &pass,
@@ -329,7 +459,7 @@ fn pipeline(
     opts: &ScanOptions,
     out_dir: Option<&Path>,
     threads: usize,
-    deliver: &mut dyn FnMut(&UnitOutput) -> bool,
+    deliver: &mut dyn FnMut(&mut UnitOutput) -> bool,
     progress: &mut dyn FnMut(&Totals),
 ) -> Result<Ran, ScanError> {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -362,12 +492,7 @@ fn pipeline(
                 let this = seq;
                 seq += 1;
                 pool.spawn(move || {
-                    let mut out = UnitOutput {
-                        messages_csv: buffers.take(),
-                        received_csv: buffers.take(),
-                        signatures_csv: buffers.take(),
-                        ..UnitOutput::default()
-                    };
+                    let mut out = buffers.take(&opts);
                     let what = work.source_name();
                     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         run(work, &opts, &mut out)
@@ -380,7 +505,7 @@ fn pipeline(
                             .map(|s| s.to_string())
                             .or_else(|| panic.downcast_ref::<String>().cloned())
                             .unwrap_or_default();
-                        out = UnitOutput::default();
+                        out = UnitOutput::new(&opts);
                         out.totals.notes.push(Note {
                             path: what,
                             status: "unreadable",
@@ -400,16 +525,14 @@ fn pipeline(
         let mut parked: BTreeMap<u64, UnitOutput> = BTreeMap::new();
         for (seq, out) in rx.iter() {
             parked.insert(seq, out);
-            while let Some(out) = parked.remove(&next) {
+            while let Some(mut out) = parked.remove(&next) {
                 next += 1;
-                if !failed && !deliver(&out) {
+                if !failed && !deliver(&mut out) {
                     failed = true;
                     window.close();
                 }
-                buffers.give(out.messages_csv);
-                buffers.give(out.received_csv);
-                buffers.give(out.signatures_csv);
-                totals.merge(out.totals);
+                totals.merge(std::mem::take(&mut out.totals));
+                buffers.give(out);
                 window.release();
                 progress(&totals);
             }
@@ -785,14 +908,30 @@ pub fn run(work: Work, opts: &ScanOptions, out: &mut UnitOutput) {
             data,
             items,
         } => {
-            let mut rows = RowWriter::with_verifier(opts.rows, opts.dkim.as_deref(), opts.now, out)
-                .with_rules(opts.campaigns.as_deref());
+            let mut reader = Reader::new(
+                opts.read,
+                opts.dkim.as_deref(),
+                opts.campaigns.as_deref(),
+                opts.now,
+            );
             let mut headers: Headers<'_> = Headers::default();
             let mut hops: Vec<Hop<'_>> = Vec::new();
             let cap = opts.stream.max_message_bytes;
+            let campaigns = opts.campaigns.is_some();
             for item in &items {
                 let item = item.within(cap);
-                rows.item_with(&source, &data, &item, &mut headers, &mut hops);
+                let read = reader.read_with(
+                    &source,
+                    &data,
+                    &item,
+                    &mut headers,
+                    &mut hops,
+                    &mut out.totals,
+                    &mut out.facts,
+                );
+                if read {
+                    out.add(&reader.message, campaigns);
+                }
             }
             // The unit's bytes are read for good: a mapped file's pages leave resident memory.
             let kept = items.iter().filter(|i| i.start < i.end);

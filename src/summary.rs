@@ -39,14 +39,16 @@ pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions)
         .collect();
     let doc = json!({
         "tool": {"name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION")},
+        "schema_version": crate::schema::SCHEMA_VERSION,
         "complete": complete(report),
         "inputs": inputs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
         "options": {
             "mmap": opts.mmap,
-            "raw_cells": opts.rows.raw_cells,
-            "received_rows": opts.rows.received_rows,
+            "formats": opts.formats.file_names("messages").iter().map(|n| n.trim_start_matches("messages.").to_string()).collect::<Vec<_>>(),
+            "raw_cells": opts.raw_cells,
+            "received_rows": opts.read.hops,
             "max_message_bytes": opts.stream.max_message_bytes,
-            "max_header_bytes": opts.rows.header_limits.max_header_bytes,
+            "max_header_bytes": opts.read.header_limits.max_header_bytes,
         },
         "totals": {
             "files": t.files,

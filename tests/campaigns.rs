@@ -78,8 +78,10 @@ fn check_generated(messages: usize, seed: u64, options: &[&str], min_p: f64, min
     let truth = rows(&g.path().join("messages-truth.csv"));
     let found = rows(&out.path().join("messages.csv"));
     assert_eq!(truth.len(), found.len());
-    let by_offset: HashMap<&str, &HashMap<String, String>> =
-        found.iter().map(|r| (r["offset"].as_str(), r)).collect();
+    let by_offset: HashMap<&str, &HashMap<String, String>> = found
+        .iter()
+        .map(|r| (r["entry_offset"].as_str(), r))
+        .collect();
     let pairs_of: Vec<(&Row, &Row)> = truth
         .iter()
         .map(|t| (t, by_offset[t["mbox_offset"].as_str()]))

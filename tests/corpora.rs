@@ -67,11 +67,11 @@ fn dkimpy_trap_agrees_with_truth_csv() {
     let truth = rows(&dir.join("truth.csv"));
     assert_eq!(got.len(), truth.len());
     let pairs: [(&str, &str); 13] = [
-        ("offset", "mbox_offset"),
+        ("entry_offset", "mbox_offset"),
         ("length", "mbox_length"),
         ("received_at", "arrival_utc"),
         ("date", "date_utc"),
-        ("from", "from_addr"),
+        ("from_addr", "from_addr"),
         ("from_domain", "from_domain"),
         ("envelope_from", "envelope_from"),
         ("subject", "subject"),

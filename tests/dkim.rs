@@ -38,12 +38,12 @@ fn dkimpy_trap_signatures_agree_with_truth() {
     let messages = rows(&out.path().join("messages.csv"));
     let by_key: HashMap<(String, String), &HashMap<String, String>> = sigs
         .iter()
-        .map(|r| ((r["offset"].clone(), r["index"].clone()), r))
+        .map(|r| ((r["entry_offset"].clone(), r["signature"].clone()), r))
         .collect();
     let mut problems = Vec::new();
     let mut checked = 0;
     for (t, m) in truth.iter().zip(&messages) {
-        assert_eq!(t["mbox_offset"], m["offset"]);
+        assert_eq!(t["mbox_offset"], m["entry_offset"]);
         let n: usize = t["n_sigs"].parse().unwrap();
         for k in 1..=n {
             let p = format!("sig{k}_");

@@ -73,7 +73,7 @@ fn check(run: &Run, base: &Path, expected: &[(&str, &[Sig])]) -> Vec<String> {
         by_file.entry(rel(&r["source"], base)).or_default().push(r);
     }
     for list in by_file.values_mut() {
-        list.sort_by_key(|r| r["index"].parse::<usize>().unwrap_or(0));
+        list.sort_by_key(|r| r["signature"].parse::<usize>().unwrap_or(0));
     }
     let want: HashMap<&str, &[Sig]> = expected.iter().map(|(f, s)| (*f, *s)).collect();
     for (file, sigs) in expected {
@@ -87,8 +87,8 @@ fn check(run: &Run, base: &Path, expected: &[(&str, &[Sig])]) -> Vec<String> {
         }
         for (k, ((d, s, result), row)) in sigs.iter().zip(&ours).enumerate() {
             let index = k + 1;
-            if row["index"] != index.to_string() {
-                problems.push(format!("{file} sig {index}: index {:?}", row["index"]));
+            if row["signature"] != index.to_string() {
+                problems.push(format!("{file} sig {index}: index {:?}", row["signature"]));
             }
             if row["d"] != *d || row["s"] != *s {
                 problems.push(format!(
@@ -145,7 +145,7 @@ fn assert_no_problems(set: &str, problems: &[String]) {
 fn sig_row<'a>(run: &'a Run, base: &Path, file: &str, index: usize) -> &'a HashMap<String, String> {
     run.sigs
         .iter()
-        .find(|r| rel(&r["source"], base) == file && r["index"] == index.to_string())
+        .find(|r| rel(&r["source"], base) == file && r["signature"] == index.to_string())
         .unwrap_or_else(|| panic!("{file}: no signature {index}"))
 }
 

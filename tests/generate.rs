@@ -61,7 +61,7 @@ fn scan_agrees_with_generated_truth() {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     let by_key: HashMap<(&str, &str), &HashMap<String, String>> = sigs
         .iter()
-        .map(|r| ((r["offset"].as_str(), r["index"].as_str()), r))
+        .map(|r| ((r["entry_offset"].as_str(), r["signature"].as_str()), r))
         .collect();
     let mut problems = Vec::new();
     for t in &truth {
@@ -97,7 +97,7 @@ fn scan_agrees_with_generated_truth() {
     }
     for (t, m) in mtruth.iter().zip(&messages) {
         assert_eq!(
-            t["mbox_offset"], m["offset"],
+            t["mbox_offset"], m["entry_offset"],
             "message {}",
             t["message_index"]
         );

@@ -59,7 +59,7 @@ impl Scan {
         let found: Vec<&Row> = self
             .messages
             .iter()
-            .filter(|r| r["source"].ends_with(name) && r["offset"] == offset)
+            .filter(|r| r["source"].ends_with(name) && r["entry_offset"] == offset)
             .collect();
         assert_eq!(found.len(), 1, "rows of {name:?} at offset {offset}");
         found[0]
@@ -70,7 +70,7 @@ impl Scan {
         let mut v: Vec<&Row> = self
             .received
             .iter()
-            .filter(|r| r["source"] == msg["source"] && r["offset"] == msg["offset"])
+            .filter(|r| r["source"] == msg["source"] && r["entry_offset"] == msg["entry_offset"])
             .collect();
         v.sort_by_key(|r| r["hop"].parse::<u64>().expect("hop is a number"));
         v
@@ -130,7 +130,7 @@ fn spamassassin_spam2_mbox_file_envelope_and_chain() {
         name,
         r,
         &[
-            ("offset", "0"),
+            ("entry_offset", "0"),
             // 4721 bytes on disk (the MD5-named file): one entry.
             ("length", "4721"),
             // 4721 - 51 (the `From ilug-admin@linux.ie  Tue Aug  6 11:51:02 2002` line)
@@ -141,7 +141,7 @@ fn spamassassin_spam2_mbox_file_envelope_and_chain() {
             // Return-Path: <ilug-admin@linux.ie> (the `From ` line says the same).
             ("envelope_from", "ilug-admin@linux.ie"),
             // From: "Start Now" <startnow2002@hotmail.com>
-            ("from", "startnow2002@hotmail.com"),
+            ("from_addr", "startnow2002@hotmail.com"),
             ("from_domain", "hotmail.com"),
             ("subject", "[ILUG] STOP THE MLM INSANITY"),
             ("message_id", "<1028311679.886@0.57.142>"),
@@ -194,7 +194,7 @@ fn spamassassin_spam2_mbox_file_envelope_and_chain() {
             ("from_rdns", "w142.z064000057.nyc-ny.dsl.cnc.net"),
             ("ip", "64.0.57.142"),
             ("by_host", "lugh.tuatha.org"),
-            ("with", "ESMTP"),
+            ("protocol", "ESMTP"),
             ("timestamp", "2002-08-02T21:50:11Z"),
         ],
     );
@@ -207,7 +207,7 @@ fn spamassassin_spam2_mbox_file_envelope_and_chain() {
             ("from_host", "phobos"),
             ("ip", "127.0.0.1"),
             ("by_host", "localhost"),
-            ("with", "IMAP"),
+            ("protocol", "IMAP"),
             ("timestamp", "2002-08-06T10:48:09Z"),
         ],
     );
@@ -225,7 +225,7 @@ fn spamassassin_easy_ham_list_message() {
         name,
         r,
         &[
-            ("offset", "0"),
+            ("entry_offset", "0"),
             ("length", "5216"),
             // 5216 - 61 (From line) - 1 (blank separator at the end of the file).
             ("size", "5154"),
@@ -237,7 +237,7 @@ fn spamassassin_easy_ham_list_message() {
             // exmh-workers-admin@redhat.com, Return-Path wins.
             ("envelope_from", "exmh-workers-admin@spamassassin.taint.org"),
             // From: Robert Elz <kre@munnari.OZ.AU> (domain lowercased).
-            ("from", "kre@munnari.oz.au"),
+            ("from_addr", "kre@munnari.oz.au"),
             ("from_domain", "munnari.oz.au"),
             ("subject", "Re: New Sequences Window"),
             ("message_id", "<13258.1030015585@munnari.OZ.AU>"),
@@ -291,7 +291,7 @@ fn spamassassin_raw_8bit_headers_are_named_lossy() {
         &[
             // From: "S\xe9bastien Pochic" <gryydw@aol.com> -- the only 8-bit header bytes.
             ("lossy_fields", "from"),
-            ("from", "gryydw@aol.com"),
+            ("from_addr", "gryydw@aol.com"),
             ("from_domain", "aol.com"),
             // Return-Path: gryydw@aol.com (no angle brackets)
             ("envelope_from", "gryydw@aol.com"),
@@ -331,7 +331,7 @@ fn spamassassin_raw_8bit_headers_are_named_lossy() {
             ),
             ("lossy_fields", "subject"),
             // From: "SondageExpress" <sondageexpress3@ifrance.com>
-            ("from", "sondageexpress3@ifrance.com"),
+            ("from_addr", "sondageexpress3@ifrance.com"),
             // Topmost Received: "Wed, 24 Apr 2002 20:36:09 +0100".
             ("received_at", "2002-04-24T19:36:09Z"),
             ("hops", "2"),
@@ -367,7 +367,7 @@ fn spamassassin_rfc2047_subjects() {
                 "Re: RE: [zzzzteana] Sitting Bull über alles [Long]",
             ),
             ("lossy_fields", ""),
-            ("from", "billjac@earthlink.net"),
+            ("from_addr", "billjac@earthlink.net"),
             (
                 "envelope_from",
                 "sentto-2242572-60166-1038789202-yyyy=spamassassin.taint.org@returns.groups.yahoo.com",
@@ -405,7 +405,7 @@ fn spamassassin_rfc2047_subjects() {
         s.file(latin),
         &[
             ("subject", "Fw: CD Nua do dhamhsaí Chéilí"),
-            ("from", "rathcairn@eircom.net"),
+            ("from_addr", "rathcairn@eircom.net"),
             // The To field is folded over ~400 lines and holds 311 addresses (311 `<`, 311
             // `@`); several display names hold commas inside quotes ("Tony Parker, BBC",
             // "Morgan, Bernie", "Marrinan, Shonagh \\(CAP, GCF\\)") and encoded words.
@@ -471,9 +471,9 @@ fn spamassassin_rfc2047_subjects() {
         ],
     );
     assert!(
-        r["from"].ends_with("e@mx.serv.net") && r["from"].contains('\u{FFFD}'),
+        r["from_addr"].ends_with("e@mx.serv.net") && r["from_addr"].contains('\u{FFFD}'),
         "from: {:?}",
-        r["from"]
+        r["from_addr"]
     );
 }
 
@@ -510,7 +510,7 @@ fn trec_rfc2047_subjects() {
         &[
             ("subject", "Доходы можно запланировать"),
             // From: =?koi8-r?B?88XS18nT?= <qacptmeicpgpsb@mbsa.com>
-            ("from", "qacptmeicpgpsb@mbsa.com"),
+            ("from_addr", "qacptmeicpgpsb@mbsa.com"),
             ("envelope_from", "qacptmeicpgpsb@mbsa.com"),
             // Topmost Received: "Mon, 9 Apr 2007 23:33:52 -0400".
             ("received_at", "2007-04-10T03:33:52Z"),
@@ -548,7 +548,7 @@ fn trec_received_chain() {
         "inmail.728",
         r,
         &[
-            ("offset", "0"),
+            ("entry_offset", "0"),
             ("length", "5291"),
             // 5291 - 92 (From line) - 1 (separator); Content-Length: 2225 is the body without
             // that separator, so it agrees.
@@ -557,7 +557,7 @@ fn trec_received_chain() {
             ("received_at", "2007-04-09T14:26:41Z"),
             // Date: Mon, 09 Apr 2007 22:25:05 +0800
             ("date", "2007-04-09T14:25:05Z"),
-            ("from", "ewijaya@i2r.a-star.edu.sg"),
+            ("from_addr", "ewijaya@i2r.a-star.edu.sg"),
             ("from_domain", "i2r.a-star.edu.sg"),
             (
                 "envelope_from",
@@ -608,7 +608,7 @@ fn trec_received_chain() {
             ("from_host", "mailbe01.teak.local.net"),
             ("ip", "192.122.134.10"),
             ("by_host", "mailhost.lit.org.sg"),
-            ("with", "ESMTP"),
+            ("protocol", "ESMTP"),
             ("timestamp", "2007-04-09T14:25:50Z"),
         ],
     );
@@ -622,7 +622,7 @@ fn trec_received_chain() {
             ("from_host", "newpascal.lit.org.sg"),
             ("ip", "192.122.134.77"),
             ("by_host", "rodin.i2r.a-star.edu.sg"),
-            ("with", "ESMTP"),
+            ("protocol", "ESMTP"),
             ("timestamp", "2007-04-09T14:27:14Z"),
         ],
     );
@@ -659,7 +659,7 @@ fn trec_received_chain() {
             ("from_rdns", "x6.develooper.com"),
             ("ip", "63.251.223.186"),
             ("by_host", "speedy.uwaterloo.ca"),
-            ("with", "SMTP"),
+            ("protocol", "SMTP"),
             ("timestamp", "2007-04-09T14:26:41Z"),
         ],
     );
@@ -677,7 +677,11 @@ fn nazario_content_length_mbox_offsets() {
     let s = scan_paths(&[&c.join("nazario-phishing-mbox/20051114.mbox")]);
     let f = "20051114.mbox";
     assert_eq!(s.messages.len(), 438, "messages in {f}");
-    let offsets: Vec<&str> = s.messages.iter().map(|r| r["offset"].as_str()).collect();
+    let offsets: Vec<&str> = s
+        .messages
+        .iter()
+        .map(|r| r["entry_offset"].as_str())
+        .collect();
     assert_eq!(offsets[0], "0");
     assert_eq!(offsets[1], "7130", "offset of message #2");
     assert_eq!(offsets[93], "707746", "offset of message #94");
@@ -698,7 +702,7 @@ fn nazario_content_length_mbox_offsets() {
                 "Don't Overspend - Summer Dollar Days are here on eBay!",
             ),
             // From: "eBay" <eBay@reply3.ebay.com>
-            ("from", "eBay@reply3.ebay.com"),
+            ("from_addr", "eBay@reply3.ebay.com"),
             ("envelope_from", "eBay.705443.57667.0@reply3.ebay.com"),
             (
                 "message_id",
@@ -740,7 +744,7 @@ fn nazario_content_length_mbox_offsets() {
                 "ATM cards attention. conformation code? yftue  fvkg ts r",
             ),
             // From: "" <online-banking@lasallebank.com>
-            ("from", "online-banking@lasallebank.com"),
+            ("from_addr", "online-banking@lasallebank.com"),
             ("message_id", "<7xv$03ng4$---$pk22k$s@m6zklvchq>"),
             // Topmost Received: "Wed, 15 Jun 2005 16:45:29 -0400 (EDT)".
             ("received_at", "2005-06-15T20:45:29Z"),
@@ -770,7 +774,7 @@ fn nazario_content_length_mbox_offsets() {
             // 17790 - 57 (From line) - 1 (separator); Content-Length: 16523 = body.
             ("size", "17732"),
             ("subject", "IMPORTANT: FCU Verification"),
-            ("from", "important-online@ncua.gov"),
+            ("from_addr", "important-online@ncua.gov"),
             // To: undisclosed-recipients: ;  (an empty group)
             ("recipients", "0"),
             // Topmost Received: "Mon, 20 Jun 2005 19:15:27 -0400 (EDT)".
@@ -816,7 +820,7 @@ fn mailbox_perl_lf_and_crlf_give_the_same_messages() {
     // Header fields do not depend on the line ends.
     let same = [
         "subject",
-        "from",
+        "from_addr",
         "date",
         "received_at",
         "envelope_from",
@@ -874,12 +878,20 @@ fn mailbox_perl_lf_and_crlf_give_the_same_messages() {
     check(
         "mbox.src #2",
         src[1],
-        &[("offset", "2973"), ("length", "3980"), ("size", "3907")],
+        &[
+            ("entry_offset", "2973"),
+            ("length", "3980"),
+            ("size", "3907"),
+        ],
     );
     check(
         "mbox.win #2",
         win[1],
-        &[("offset", "3043"), ("length", "4078"), ("size", "4003")],
+        &[
+            ("entry_offset", "3043"),
+            ("length", "4078"),
+            ("size", "4003"),
+        ],
     );
     for (what, r) in [("mbox.src #2", src[1]), ("mbox.win #2", win[1])] {
         check(
@@ -889,7 +901,7 @@ fn mailbox_perl_lf_and_crlf_give_the_same_messages() {
                 // No Return-Path: the sender on the `From ` line.
                 ("envelope_from", "magick-owner@unca-don.wizards.dupont.com"),
                 // From: "Lincoln, D. E. (Daniel)" <dlincol1@ford.com>
-                ("from", "dlincol1@ford.com"),
+                ("from_addr", "dlincol1@ford.com"),
                 ("message_id", "<200002092200.RAA19561@mailfw3.ford.com>"),
                 // Topmost Received: "Wed, 9 Feb 2000 23:15:56 +0100 (MET)".
                 ("received_at", "2000-02-09T22:15:56Z"),
@@ -936,7 +948,7 @@ fn phishing_pot_microsoft_365_message() {
         name,
         r,
         &[
-            ("offset", "0"),
+            ("entry_offset", "0"),
             ("length", "13265"),
             ("size", "13265"),
             // X-MS-Exchange-CrossTenant-id: 84df9e7f-e9f6-40af-b435-aaaaaaaaaaaa
@@ -970,7 +982,7 @@ fn phishing_pot_microsoft_365_message() {
             // Date: Mon, 16 Jan 2023 17:03:39 +0000
             ("date", "2023-01-16T17:03:39Z"),
             // From: phishing@pot <phishing@pot>  (the anonymised sender)
-            ("from", "phishing@pot"),
+            ("from_addr", "phishing@pot"),
             ("from_domain", "pot"),
             ("envelope_from", "phishing@pot"),
             (
@@ -1011,7 +1023,7 @@ fn phishing_pot_microsoft_365_message() {
             ("from_host", "SA0PR04MB7370.namprd04.prod.outlook.com"),
             ("ip", "fe80::6be0:2de4:9316:c0fb"),
             ("by_host", "SA0PR04MB7370.namprd04.prod.outlook.com"),
-            ("with", "mapi"),
+            ("protocol", "mapi"),
             ("timestamp", "2023-01-16T17:03:39Z"),
         ],
     );
@@ -1036,7 +1048,7 @@ fn phishing_pot_microsoft_365_message() {
             ("from_host", "NAM02-DM3-obe.outbound.protection.outlook.com"),
             ("ip", "40.92.43.40"),
             ("by_host", "mx.google.com"),
-            ("with", "ESMTPS"),
+            ("protocol", "ESMTPS"),
             ("timestamp", "2023-01-16T17:03:44Z"),
         ],
     );
@@ -1049,7 +1061,7 @@ fn phishing_pot_microsoft_365_message() {
             ("from_host", ""),
             ("ip", ""),
             ("by_host", "2002:a05:612c:711:b0:381:73ac:3a65"),
-            ("with", "SMTP"),
+            ("protocol", "SMTP"),
             ("timestamp", "2023-01-16T17:03:44Z"),
         ],
     );
@@ -1104,7 +1116,7 @@ fn phishing_pot_exchange_online_inbound_chain() {
             ),
             // From: "Dr.Michael WU Wei Kuo.Chairman of Hang Seng Bank Ltd, Hong Kong"
             // <mkebe@ehess.fr>
-            ("from", "mkebe@ehess.fr"),
+            ("from_addr", "mkebe@ehess.fr"),
             // Return-Path: mkebe@ehess.fr
             ("envelope_from", "mkebe@ehess.fr"),
             (
@@ -1138,7 +1150,7 @@ fn phishing_pot_exchange_online_inbound_chain() {
             ("from_rdns", "zimbra.ehess.fr"),
             ("ip", "193.48.45.69"),
             ("by_host", "drosera.ehess.fr"),
-            ("with", "ESMTP"),
+            ("protocol", "ESMTP"),
             ("timestamp", "2025-01-05T06:55:19Z"),
         ],
     );
@@ -1164,7 +1176,7 @@ fn phishing_pot_exchange_online_inbound_chain() {
             ("from_host", "SA6PR02MB10504.namprd02.prod.outlook.com"),
             ("ip", "::1"),
             ("by_host", "IA1PR02MB9088.namprd02.prod.outlook.com"),
-            ("with", "HTTPS"),
+            ("protocol", "HTTPS"),
             ("timestamp", "2025-01-05T10:30:24Z"),
         ],
     );
@@ -1182,7 +1194,7 @@ fn notmuch_maildir_cur_files() {
     assert_eq!(s.messages.len(), 25);
     for r in &s.messages {
         assert!(r["source"].ends_with(":2,"), "source {:?}", r["source"]);
-        assert_eq!(r["offset"], "0", "{}", r["source"]);
+        assert_eq!(r["entry_offset"], "0", "{}", r["source"]);
     }
 
     // 53:2, (717 bytes, no Received field, no `From ` line)
@@ -1202,7 +1214,7 @@ fn notmuch_maildir_cur_files() {
             ("client_ip", ""),
             ("origin_ip", ""),
             ("relay_path", ""),
-            ("from", "olivier.berger@it-sudparis.eu"),
+            ("from_addr", "olivier.berger@it-sudparis.eu"),
             ("envelope_from", ""),
             ("message_id", "<877h1wv7mg.fsf@inf-8657.int-evry.fr>"),
             ("recipients", "1"),
@@ -1220,7 +1232,7 @@ fn notmuch_maildir_cur_files() {
         s.file("/52:2,"),
         &[
             ("length", "1309"),
-            ("from", "boulogne.f@gmail.com"),
+            ("from_addr", "boulogne.f@gmail.com"),
             (
                 "subject",
                 "Re: [aur-general] Guidelines: cp, mkdir vs install",
@@ -1252,7 +1264,7 @@ fn data_cjk_gb2312_encoded_subject() {
             // Subject: RE: =?GB2312?Q?=D7=B0=D3=B2=B5=FA=CE=CA=CC=E2?=
             ("subject", "RE: 装硬碟问题"),
             // From: Jason Lee (=?GB2312?Q?=C0=EE=D5=B9=B7=E6?=) <Jason_Lee@quantatw.com>
-            ("from", "Jason_Lee@quantatw.com"),
+            ("from_addr", "Jason_Lee@quantatw.com"),
             ("from_domain", "quantatw.com"),
             (
                 "envelope_from",
@@ -1262,7 +1274,7 @@ fn data_cjk_gb2312_encoded_subject() {
                 "message_id",
                 "<E60F573776CE0148AD3E7FAB07E4C840CC79EC@mail03.quanta.corp>",
             ),
-            ("offset", "0"),
+            ("entry_offset", "0"),
             ("length", "4851"),
             // 4851 - 88 (From line) - 1 (separator).
             ("size", "4762"),
@@ -1312,13 +1324,13 @@ fn data_cjk_raw_gb2312_headers_are_lossy() {
         r,
         &[
             // From: "<GB2312 bytes>" <1234@e34.com>
-            ("from", "1234@e34.com"),
+            ("from_addr", "1234@e34.com"),
             ("from_domain", "e34.com"),
             // Return-Path: <1234@e34.com>
             ("envelope_from", "1234@e34.com"),
             ("message_id", "<1811099-2200312752653615@pc3>"),
             // A one-message file: the whole file is the message.
-            ("offset", "0"),
+            ("entry_offset", "0"),
             ("length", "30973"),
             ("size", "30973"),
             // Topmost: "Received: (qmail 21332 invoked by uid 505); 7 Jan 2003 12:01:04 -0000".

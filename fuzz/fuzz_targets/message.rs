@@ -1,6 +1,6 @@
 //! The whole per-message pipeline on any bytes: key records (the input's first line, as a key
 //! file), then a message read through headers, Received classification, DKIM verification
-//! against those keys, relay and campaign evidence, and its CSV rows.
+//! against those keys, relay and campaign evidence, and its typed row.
 #![no_main]
 
 use std::sync::Arc;
@@ -8,8 +8,7 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use mailcensus::auth::keys::KeyStore;
 use mailcensus::auth::{Policy, Verifier};
-use mailcensus::record::UnitOutput;
-use mailcensus::scan::{self, ScanOptions};
+use mailcensus::scan::{self, ScanOptions, UnitOutput};
 use mailcensus::work::{Bytes, Item, Work};
 
 fuzz_target!(|data: &[u8]| {
@@ -25,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         now: 1_700_000_000,
         ..ScanOptions::default()
     };
-    let mut out = UnitOutput::default();
+    let mut out = UnitOutput::new(&opts);
     scan::run(
         Work::Messages {
             source: "fuzz".into(),
@@ -36,5 +35,6 @@ fuzz_target!(|data: &[u8]| {
         &mut out,
     );
     assert_eq!(out.totals.messages, 1);
-    assert!(out.messages_csv.ends_with(b"\n"), "one whole row");
+    assert_eq!(out.facts.facts.len(), 1, "one message's facts");
+    assert_eq!(out.facts.facts[0].row_len as usize, out.spilled.len(), "one whole spilled row");
 });

@@ -107,6 +107,32 @@ pub struct SignatureVerdict {
     pub key_bits: Option<usize>,
 }
 
+/// A message's DKIM verdict: a signature's result (`pass` when any passes, else the first
+/// signature's), or `none` for an unsigned message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageVerdict {
+    Signature(SigResult),
+    None,
+}
+
+impl MessageVerdict {
+    pub const COUNT: usize = SigResult::ALL.len() + 1;
+
+    pub fn index(self) -> usize {
+        match self {
+            MessageVerdict::Signature(r) => r.index(),
+            MessageVerdict::None => SigResult::ALL.len(),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageVerdict::Signature(r) => r.as_str(),
+            MessageVerdict::None => "none",
+        }
+    }
+}
+
 /// When signatures are judged (for `x=` expiry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyAt {
@@ -993,7 +1019,13 @@ fn is_domain_name(name: &str) -> bool {
 }
 
 fn domain_key_name(sig: &mail_auth::dkim::Signature) -> String {
-    format!("{}._domainkey.{}.", sig.s, sig.d)
+    key_name(&sig.s, &sig.d)
+}
+
+/// The DNS name of a DKIM key, `selector._domainkey.domain.`, lowercased: the one spelling used
+/// for lookups, key files and the lists of missing keys.
+pub fn key_name(selector: &str, domain: &str) -> String {
+    format!("{selector}._domainkey.{domain}.")
         .to_ascii_lowercase()
         .replace("..", ".")
 }

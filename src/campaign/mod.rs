@@ -57,8 +57,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::classify::relay::{RelayEvidence, bits};
-use crate::output::{OutputError, PendingFile};
-use crate::record::UnitOutput;
+use crate::message::{Facts, MessageFacts};
+use crate::output::{Formats, OutputError, PendingFile, Rows, TableFiles, spill};
+use crate::schema::{self, Column, DECIDED_COLUMNS, Decided, MESSAGE_COLUMNS, Table, Type, Value};
 use distinct::Distinct;
 use link::{Evidence, KeyTable, OwnershipTally, PairTally};
 
@@ -73,82 +74,171 @@ pub const BASELINE_SHARE: f64 = 0.10;
 /// A brand needs this many Microsoft 365 messages before its baseline says anything.
 pub const BASELINE_MIN_MESSAGES: u32 = 10;
 
-/// Columns of `campaigns.csv`.
-pub const CAMPAIGN_COLUMNS: [&str; 23] = [
-    "campaign",
-    "kind",
-    "messages",
-    "first_seen",
-    "last_seen",
-    "peak_day",
-    "peak_day_messages",
-    "brands",
-    "top_brands",
-    "from_domains",
-    "top_from_domains",
-    "tenants",
-    "origin_ips",
-    "origin_nets",
-    "landing_domains",
-    "recipients",
-    "dkim_pass",
-    "dkim_fail",
-    "dkim_none",
-    "aligned_pass",
-    "relay_abuse",
-    "relay_abuse_share",
-    "example_subject",
-];
+/// One campaign as the `campaigns` table shows it.
+pub struct CampaignRow<'a> {
+    stats: &'a CampaignStats,
+    peak_day: Option<i64>,
+    peak_day_messages: u64,
+    top_brands: String,
+    top_from_domains: String,
+}
 
-/// Columns of [`CAMPAIGN_COLUMNS`] that hold free text (guarded against spreadsheet formulas).
-const CAMPAIGN_TEXT_COLUMNS: [usize; 3] = [8, 10, 22];
+impl<'a> CampaignRow<'a> {
+    fn of(stats: &'a CampaignStats) -> CampaignRow<'a> {
+        let (peak_day, peak_day_messages) = stats
+            .per_day
+            .iter()
+            .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(a.0)))
+            .map_or((None, 0), |(d, (n, _))| (Some(*d), *n));
+        CampaignRow {
+            stats,
+            peak_day,
+            peak_day_messages,
+            top_brands: top_text(&stats.top_brands, TOP_BRANDS),
+            top_from_domains: top_text(&stats.top_from, TOP_FROM_DOMAINS),
+        }
+    }
+}
+
+/// The `campaigns` table.
+pub enum CampaignTable {}
+impl Table for CampaignTable {
+    type Row<'a> = CampaignRow<'a>;
+}
+
+macro_rules! count_column {
+    ($name:literal, $meaning:literal, $get:expr) => {
+        Column {
+            name: $name,
+            ty: Type::Int,
+            nullable: false,
+            meaning: $meaning,
+            get: $get,
+        }
+    };
+}
+
+/// Columns of `campaigns`, one row per campaign, largest first.
+pub const CAMPAIGN_COLUMNS: &[Column<CampaignTable>] = &[
+    Column {
+        name: "campaign",
+        ty: Type::Text,
+        nullable: false,
+        meaning: "the campaign id (16 hex digits)",
+        get: |r| Value::Text(&r.stats.id),
+    },
+    Column {
+        name: "kind",
+        ty: Type::Text,
+        nullable: false,
+        meaning: "`relay-abuse-wave` when more than half of its messages are relay abuse, else `campaign`",
+        get: |r| Value::Text(r.stats.kind()),
+    },
+    count_column!("messages", "its messages", |r| Value::Int(Some(
+        r.stats.messages
+    ))),
+    Column {
+        name: "first_seen",
+        ty: Type::Time,
+        nullable: true,
+        meaning: "its first receipt time, UTC",
+        get: |r| Value::Time(r.stats.first_seen),
+    },
+    Column {
+        name: "last_seen",
+        ty: Type::Time,
+        nullable: true,
+        meaning: "its last receipt time, UTC",
+        get: |r| Value::Time(r.stats.last_seen),
+    },
+    Column {
+        name: "peak_day",
+        ty: Type::Day,
+        nullable: true,
+        meaning: "its busiest UTC day",
+        get: |r| Value::Day(r.peak_day),
+    },
+    count_column!(
+        "peak_day_messages",
+        "its messages that day",
+        |r| Value::Int(Some(r.peak_day_messages))
+    ),
+    count_column!("brands", "distinct From organizations", |r| Value::Int(
+        Some(r.stats.brands.count())
+    )),
+    Column {
+        name: "top_brands",
+        ty: Type::List { separator: " " },
+        nullable: true,
+        meaning: "the eight commonest From organizations as `name:count`: the brands a wave spoofed",
+        get: |r| Value::List(&r.top_brands),
+    },
+    count_column!("from_domains", "distinct From domains", |r| Value::Int(
+        Some(r.stats.from_domains.count())
+    )),
+    Column {
+        name: "top_from_domains",
+        ty: Type::List { separator: " " },
+        nullable: true,
+        meaning: "the three commonest From domains as `name:count`",
+        get: |r| Value::List(&r.top_from_domains),
+    },
+    count_column!("tenants", "distinct Microsoft 365 tenants", |r| Value::Int(
+        Some(r.stats.tenants.count())
+    )),
+    count_column!(
+        "origin_ips",
+        "distinct origin addresses (the injectors)",
+        |r| { Value::Int(Some(r.stats.origin_ips.count())) }
+    ),
+    count_column!("origin_nets", "distinct origin networks", |r| Value::Int(
+        Some(r.stats.origin_nets.count())
+    )),
+    count_column!(
+        "landing_domains",
+        "distinct link keys that are evidence of this campaign (platforms and one-off links left out)",
+        |r| Value::Int(Some(r.stats.landing.count()))
+    ),
+    count_column!("recipients", "distinct first recipients", |r| Value::Int(
+        Some(r.stats.recipients.count())
+    )),
+    count_column!("dkim_pass", "messages whose DKIM verdict is pass", |r| {
+        Value::Int(Some(r.stats.dkim[1]))
+    }),
+    count_column!(
+        "dkim_fail",
+        "messages whose DKIM verdict is a failure",
+        |r| { Value::Int(Some(r.stats.dkim[2])) }
+    ),
+    count_column!("dkim_none", "unsigned messages (or no verdict)", |r| {
+        Value::Int(Some(r.stats.dkim[0]))
+    }),
+    count_column!(
+        "aligned_pass",
+        "messages with a passing signature aligned with the From domain",
+        |r| Value::Int(Some(r.stats.aligned_pass))
+    ),
+    count_column!("relay_abuse", "relay-abuse messages", |r| Value::Int(Some(
+        r.stats.relay_abuse
+    ))),
+    Column {
+        name: "relay_abuse_share",
+        ty: Type::Share,
+        nullable: false,
+        meaning: "their share of the campaign (three decimals in CSV)",
+        get: |r| Value::Share(r.stats.relay_abuse_share()),
+    },
+    Column {
+        name: "example_subject",
+        ty: Type::Text,
+        nullable: true,
+        meaning: "the subject of its first message in input order",
+        get: |r| Value::Text(&r.stats.example_subject),
+    },
+];
 
 /// Columns of `timeline.csv`.
 pub const TIMELINE_COLUMNS: [&str; 4] = ["day", "campaign", "messages", "relay_abuse"];
-
-/// The message's DKIM verdict, as counted per campaign.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[repr(u8)]
-pub enum DkimClass {
-    #[default]
-    None = 0,
-    Pass = 1,
-    Fail = 2,
-}
-
-/// What a worker hands over per message. Hashes are [`crate::classify::evidence::fnv1a`]
-/// values, 0 for "none".
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MessageFacts {
-    /// Bytes of the message's stage-one `messages.csv` row, newline included.
-    pub row_len: u32,
-    /// Receipt time (Unix seconds), `i64::MIN` when unknown.
-    pub at: i64,
-    pub dkim: DkimClass,
-    pub aligned_pass: bool,
-    pub relay: RelayEvidence,
-    /// From organizational domain.
-    pub brand: u64,
-    /// Tenant (CrossTenant-Id).
-    pub tenant: u64,
-    /// From domain (its text is in the unit's `fact_text`).
-    pub from_domain: u64,
-    pub origin_ip: u64,
-    pub origin_net: u64,
-    pub recipient: u64,
-    /// The From address (lowercased) when the message left through its sender's own provider
-    /// (the only use of it), else 0.
-    pub sender: u64,
-    /// The origin host's name (reverse DNS, else HELO) lies under the From organization: the
-    /// message left through its sender's own provider (a webmail's server, a brand's gateway).
-    pub origin_is_senders: bool,
-    /// This message's keys: `fact_keys[keys.0 .. keys.0 + keys.1]`.
-    pub keys: (u32, u8),
-    /// The From domain text: `fact_text[from_text.0 .. from_text.0 + from_text.1]`.
-    pub from_text: (u32, u16),
-    /// The subject cell (up to 2,048 bytes), likewise in `fact_text`.
-    pub subject_text: (u32, u16),
-}
 
 use distinct::KeyHasher;
 
@@ -240,7 +330,7 @@ struct Counted<'a> {
 
 /// One campaign's counters.
 #[derive(Debug, Default)]
-struct CampaignStats {
+pub struct CampaignStats {
     id: String,
     messages: u64,
     first_seen: Option<i64>,
@@ -305,40 +395,6 @@ impl CampaignStats {
         self.aligned_pass += u64::from(r.aligned);
         self.relay_abuse += u64::from(abuse);
         self.tenants.insert(r.tenant);
-    }
-
-    /// The campaign's `campaigns.csv` cells, in [`CAMPAIGN_COLUMNS`] order.
-    fn csv_cells(&self) -> Vec<String> {
-        let (peak_day, peak) = self
-            .per_day
-            .iter()
-            .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(a.0)))
-            .map_or((None, 0), |(d, (n, _))| (Some(*d), *n));
-        vec![
-            self.id.clone(),
-            self.kind().to_string(),
-            self.messages.to_string(),
-            self.first_seen.map(rfc3339).unwrap_or_default(),
-            self.last_seen.map(rfc3339).unwrap_or_default(),
-            peak_day.map(day_text).unwrap_or_default(),
-            peak.to_string(),
-            self.brands.count().to_string(),
-            top_text(&self.top_brands, TOP_BRANDS),
-            self.from_domains.count().to_string(),
-            top_text(&self.top_from, TOP_FROM_DOMAINS),
-            self.tenants.count().to_string(),
-            self.origin_ips.count().to_string(),
-            self.origin_nets.count().to_string(),
-            self.landing.count().to_string(),
-            self.recipients.count().to_string(),
-            self.dkim[1].to_string(),
-            self.dkim[2].to_string(),
-            self.dkim[0].to_string(),
-            self.aligned_pass.to_string(),
-            self.relay_abuse.to_string(),
-            format!("{:.3}", self.relay_abuse_share()),
-            self.example_subject.clone(),
-        ]
     }
 
     fn relay_abuse_share(&self) -> f64 {
@@ -432,6 +488,9 @@ pub struct LargestCampaign {
 
 /// The finished files of the group stage, still pending (committed with the rest of the run).
 pub struct GroupOutput {
+    /// The `messages` table's files.
+    pub messages: Vec<PendingFile>,
+    /// `campaigns` in each format, `timeline.csv`, `timeline.svg`.
     pub files: Vec<PendingFile>,
     pub report: CampaignReport,
 }
@@ -467,8 +526,8 @@ impl Grouping {
     }
 
     /// Take one unit's facts (units must come in input order).
-    pub fn add_unit(&mut self, out: &UnitOutput) -> Result<(), OutputError> {
-        for f in &out.facts {
+    pub fn add_unit(&mut self, facts: &Facts) -> Result<(), OutputError> {
+        for f in &facts.facts {
             if self.messages.is_multiple_of(CHUNK_MESSAGES) {
                 self.chunks.push(ChunkStart {
                     facts_at: self.facts_bytes,
@@ -476,10 +535,7 @@ impl Grouping {
                 });
             }
             self.messages += 1;
-            let keys = &out.fact_keys[f.keys.0 as usize..f.keys.0 as usize + f.keys.1 as usize];
-            let text =
-                |(at, len): (u32, u16)| &out.fact_text[at as usize..at as usize + len as usize];
-            let (from_text, subject) = (text(f.from_text), text(f.subject_text));
+            let (keys, from_text, subject) = facts.parts(f);
             self.side_file.write_all(&Record::encode(
                 f,
                 keys.len(),
@@ -501,25 +557,23 @@ impl Grouping {
         Ok(())
     }
 
-    /// Decide campaigns and relay abuse, and write the final `messages.csv` (from the stage-one
-    /// rows in `stage_one`, whose first line is the header), `campaigns.csv`, `timeline.csv` and
-    /// `timeline.svg` into `dir`, all pending. The passes over the messages run in chunks on
-    /// `pool`; the answer does not depend on its size.
+    /// Decide campaigns and relay abuse, and write the final `messages` table (from the
+    /// messages' typed rows spilled to `spilled`, one per fact, in order) in each of `formats`,
+    /// `campaigns`, `timeline.csv` and `timeline.svg` into `dir`, all pending. The passes over
+    /// the messages run in chunks on `pool`; the answer does not depend on its size.
     pub fn finish(
         mut self,
-        stage_one: &Path,
+        spilled: &Path,
         dir: &Path,
+        formats: Formats,
         raw_cells: bool,
         pool: &rayon::ThreadPool,
     ) -> Result<GroupOutput, OutputError> {
         let facts_path = self.side_file.temp_path().to_path_buf();
         self.side_file.flush()?;
         let facts = Scratch::open(&facts_path)?;
-        let rows = Scratch::open(stage_one)?;
-        // The header line the stage-one rows start with.
-        let header = rows.first_line()?;
-        let header = &header[..];
-        let rows_start = header.len() as u64;
+        let rows = Scratch::open(spilled)?;
+        let rows_start = 0u64;
         let chunks: Vec<Chunk> = self
             .chunks
             .iter()
@@ -605,8 +659,8 @@ impl Grouping {
         // sequential pass would (its example subject is its first message's, its From domain
         // summary sees the messages in order) whatever the number of threads.
         let mut failure: Option<OutputError> = None;
-        let mut messages_file = PendingFile::create(dir, "messages.csv")?;
-        messages_file.write_all(header)?;
+        let message_columns = schema::message_columns();
+        let mut messages_files = TableFiles::create(dir, "messages", &message_columns, formats)?;
         let mut outside: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
         let mut report = CampaignReport::default();
         let decide = Decide {
@@ -617,7 +671,7 @@ impl Grouping {
         };
         let shares = pool.current_num_threads().max(1);
         // Row buffers go round: a fresh megabyte costs a page fault per page.
-        let spare_buffers: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::default();
+        let spare_buffers: std::sync::Mutex<Vec<Rows>> = std::sync::Mutex::default();
         let counted = std::thread::scope(|scope| {
             let counting = scope.spawn(|| {
                 use rayon::prelude::*;
@@ -646,11 +700,12 @@ impl Grouping {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .pop()
-                        .unwrap_or_default();
-                    decide.rows(&facts_buf, &facts_path, &rows_buf, stage_one, buffer)
+                        .unwrap_or_else(|| Rows::new(&message_columns, formats, raw_cells));
+                    decide.rows(&facts_buf, &facts_path, &rows_buf, spilled, buffer)
                 },
                 |decided| {
-                    let d = match decided.and_then(|d| messages_file.write_all(&d.rows).map(|()| d))
+                    let d = match decided
+                        .and_then(|mut d| messages_files.write(&mut d.rows).map(|()| d))
                     {
                         Ok(d) => d,
                         Err(e) => {
@@ -687,13 +742,15 @@ impl Grouping {
         campaigns.sort_by(|a, b| b.messages.cmp(&a.messages).then_with(|| a.id.cmp(&b.id)));
         report.campaigns = campaigns.len() as u64;
         report.messages_in_campaigns = campaigns.iter().map(|c| c.messages).sum();
-        let mut csv_out = Vec::new();
-        csv_out.extend_from_slice(&crate::record::header_line(&CAMPAIGN_COLUMNS));
+        let campaign_columns: Vec<schema::ColumnInfo> =
+            CAMPAIGN_COLUMNS.iter().map(Column::info).collect();
+        let mut campaigns_files = TableFiles::create(dir, "campaigns", &campaign_columns, formats)?;
+        let mut campaign_rows = Rows::new(&campaign_columns, formats, raw_cells);
         for c in &campaigns {
-            write_row(&mut csv_out, &c.csv_cells(), raw_cells);
+            let row = CampaignRow::of(c);
+            campaign_rows.push(CAMPAIGN_COLUMNS.iter().map(|col| (col.get)(&row)));
         }
-        let mut campaigns_file = PendingFile::create(dir, "campaigns.csv")?;
-        campaigns_file.write_all(&csv_out)?;
+        campaigns_files.write(&mut campaign_rows)?;
 
         let timeline = timeline_csv(&campaigns, &outside);
         let mut timeline_file = PendingFile::create(dir, "timeline.csv")?;
@@ -725,8 +782,11 @@ impl Grouping {
             .collect();
         // The facts file is scratch: dropping it removes it.
         drop(self.side_file);
+        let mut files = campaigns_files.finish()?;
+        files.extend([timeline_file, svg_file]);
         Ok(GroupOutput {
-            files: vec![messages_file, campaigns_file, timeline_file, svg_file],
+            messages: messages_files.finish()?,
+            files,
             report,
         })
     }
@@ -791,11 +851,10 @@ struct Decide<'a> {
     baseline: &'a Baseline,
 }
 
-/// One chunk's share of the final `messages.csv`.
-#[derive(Default)]
+/// One chunk's share of the final `messages` table.
 struct DecidedRows {
     /// Its final rows.
-    rows: Vec<u8>,
+    rows: Rows,
     /// Messages in no campaign, by day.
     outside: BTreeMap<i64, (u64, u64)>,
     relay_abuse: u64,
@@ -825,30 +884,38 @@ impl Decide<'_> {
             .filter(|&g| self.group_size[g as usize] >= MIN_CAMPAIGN_MESSAGES)
     }
 
-    /// The final rows of one chunk: its facts records and its stage-one rows, in the same order;
-    /// written into `buffer` (a spare one, emptied first).
+    /// The final rows of one chunk: its facts records and its spilled rows, in the same order;
+    /// written into `rows` (spare ones, emptied first).
     fn rows(
         &self,
         facts: &[u8],
         facts_path: &Path,
-        rows: &[u8],
-        rows_path: &Path,
-        mut buffer: Vec<u8>,
+        spilled: &[u8],
+        spilled_path: &Path,
+        mut rows: Rows,
     ) -> Result<DecidedRows, OutputError> {
-        buffer.clear();
-        buffer.reserve(rows.len() + rows.len() / 8);
+        rows.clear();
         let mut d = DecidedRows {
-            rows: buffer,
-            ..DecidedRows::default()
+            rows,
+            outside: BTreeMap::new(),
+            relay_abuse: 0,
+            candidates: 0,
         };
+        let types = || MESSAGE_COLUMNS.iter().map(|c| c.ty);
+        let mut values: Vec<Value<'_>> = Vec::with_capacity(MESSAGE_COLUMNS.len());
+        let (mut reasons, mut id) = (Vec::new(), Vec::new());
         let mut at = 0usize;
-        let mut short = false;
+        let mut damaged = false;
         for_each_record(facts, facts_path, |r, keys, _, _| {
-            let Some(row) = rows.get(at..at + r.row_len as usize) else {
-                short = true;
+            let Some(row) = spilled.get(at..at + r.row_len as usize) else {
+                damaged = true;
                 return;
             };
             at += r.row_len as usize;
+            if damaged || spill::decode(row, types(), &mut values) != Ok(row.len()) {
+                damaged = true;
+                return;
+            }
             let (relay, abuse) = self.relay(r);
             d.candidates += u64::from(relay.is_candidate());
             d.relay_abuse += u64::from(abuse);
@@ -858,22 +925,30 @@ impl Decide<'_> {
                 e.0 += 1;
                 e.1 += u64::from(abuse);
             }
-            // The stage-one row without its newline, then the three decided cells.
-            let out = &mut d.rows;
-            out.extend_from_slice(row.strip_suffix(b"\n").unwrap_or(row));
-            out.extend_from_slice(if abuse { b",true," } else { b",false," });
-            relay.write_reasons(out);
-            out.push(b',');
+            reasons.clear();
+            relay.write_reasons(&mut reasons);
+            id.clear();
             match campaign {
-                Some(g) => push_id(out, self.evidence.id_key(g)),
-                None => out.push(b'-'),
+                Some(g) => push_id(&mut id, self.evidence.id_key(g)),
+                None => id.push(b'-'),
             }
-            out.push(b'\n');
+            let decided = Decided {
+                relay_abuse: Some(abuse),
+                // Both are ASCII the tool wrote itself.
+                relay_abuse_reasons: std::str::from_utf8(&reasons).unwrap_or_default(),
+                campaign: std::str::from_utf8(&id).unwrap_or_default(),
+            };
+            d.rows.push(
+                values
+                    .iter()
+                    .copied()
+                    .chain(DECIDED_COLUMNS.iter().map(|c| (c.get)(&decided))),
+            );
         })?;
-        if short || at != rows.len() {
-            return Err(io_err(rows_path)(io::Error::new(
+        if damaged || at != spilled.len() {
+            return Err(io_err(spilled_path)(io::Error::new(
                 io::ErrorKind::InvalidData,
-                "stage-one rows and campaign facts disagree",
+                "spilled rows and campaign facts disagree",
             )));
         }
         Ok(d)
@@ -980,15 +1055,6 @@ impl Scratch {
             .map_err(io_err(&self.path))?;
         Ok(buf)
     }
-
-    /// The first line, with its line end (the whole file when it has none).
-    fn first_line(&self) -> Result<Vec<u8>, OutputError> {
-        let mut line = self.read(&(0..self.len.min(1 << 16)))?;
-        if let Some(end) = line.iter().position(|&b| b == b'\n') {
-            line.truncate(end + 1);
-        }
-        Ok(line)
-    }
 }
 
 /// The commonest From domains of a campaign in bounded memory: exact counts while the campaign
@@ -1041,7 +1107,7 @@ fn timeline_csv(campaigns: &[CampaignStats], outside: &BTreeMap<i64, (u64, u64)>
     }
     lines.sort();
     let mut timeline = Vec::new();
-    timeline.extend_from_slice(&crate::record::header_line(&TIMELINE_COLUMNS));
+    timeline.extend_from_slice(&crate::output::csv::header_line(&TIMELINE_COLUMNS));
     for (d, _, id, n, a) in &lines {
         let _ = writeln!(timeline, "{},{id},{n},{a}", day_text(*d));
     }
@@ -1164,21 +1230,6 @@ fn for_each_record(
         )));
     }
     Ok(())
-}
-
-fn write_row(out: &mut Vec<u8>, cells: &[String], raw: bool) {
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        // Text cells carry names and subjects from the mail; ids and numbers are the tool's.
-        if CAMPAIGN_TEXT_COLUMNS.contains(&i) {
-            crate::record::write_text_cell(out, c.as_bytes(), raw);
-        } else {
-            crate::record::write_cell(out, c.as_bytes(), false);
-        }
-    }
-    out.push(b'\n');
 }
 
 fn rfc3339(t: i64) -> String {

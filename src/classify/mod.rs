@@ -46,33 +46,64 @@ pub fn origin_ip(hops: &[Hop<'_>]) -> Option<IpAddr> {
 
 /// The relay path, earliest first: the first sender (its address, else its name), then the host
 /// that received the message at each hop, joined by ` > `. A hop without a `by` host shows `?`.
-pub fn write_relay_path(hops: &[Hop<'_>], out: &mut Vec<u8>) {
+pub fn relay_path(hops: &[Hop<'_>], out: &mut String) {
     let Some(bottom) = hops.last() else { return };
     match (bottom.ip, bottom.from_host) {
-        (Some(ip), _) => crate::record::push_ip(Some(ip), out),
+        (Some(ip), _) => push_ip(ip, out),
         (None, Some(host)) => push_host(host, out),
-        (None, None) => out.push(b'?'),
+        (None, None) => out.push('?'),
     }
     for hop in hops.iter().rev() {
-        out.extend_from_slice(b" > ");
+        out.push_str(" > ");
         match hop.by_host {
             Some(h) => push_host(h, out),
-            None => out.push(b'?'),
+            None => out.push('?'),
         }
     }
 }
 
-/// A host name for output: printable ASCII only, so a path never breaks a CSV line or a terminal.
-fn push_host(host: &[u8], out: &mut Vec<u8>) {
-    // Copied, then mapped in place: a loop over a slice the compiler can vectorize.
-    let start = out.len();
-    out.extend_from_slice(host);
-    for b in &mut out[start..] {
-        *b = if b.is_ascii_graphic() {
-            b.to_ascii_lowercase()
+/// A host name for output: printable ASCII only, lowercased, so a path never breaks a CSV line
+/// or a terminal.
+fn push_host(host: &[u8], out: &mut String) {
+    out.extend(host.iter().map(|&b| {
+        if b.is_ascii_graphic() {
+            char::from(b.to_ascii_lowercase())
         } else {
-            b'?'
-        };
+            '?'
+        }
+    }));
+}
+
+/// Text that ASCII can be appended to: a `String`, or the bytes of a row being written.
+pub trait PushAscii {
+    fn push_ascii(&mut self, ascii: &str);
+}
+
+impl PushAscii for String {
+    fn push_ascii(&mut self, ascii: &str) {
+        self.push_str(ascii);
+    }
+}
+
+impl PushAscii for Vec<u8> {
+    fn push_ascii(&mut self, ascii: &str) {
+        self.extend_from_slice(ascii.as_bytes());
+    }
+}
+
+/// An IP address in its usual text form: a dotted quad, or RFC 5952 IPv6.
+pub fn push_ip(ip: IpAddr, out: &mut impl PushAscii) {
+    match ip {
+        // The common case, written without the formatting machinery.
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push_ascii(".");
+                }
+                out.push_ascii(itoa::Buffer::new().format(octet));
+            }
+        }
+        IpAddr::V6(_) => out.push_ascii(&ip.to_string()),
     }
 }
 
@@ -94,10 +125,10 @@ mod tests {
         let mut times = Vec::new();
         hop_times(&hops, &mut times);
         assert_eq!(receipt_from_hops(&times), Some(1714954211));
-        let mut path = Vec::new();
-        write_relay_path(&hops, &mut path);
+        let mut path = String::new();
+        relay_path(&hops, &mut path);
         assert_eq!(
-            String::from_utf8(path).unwrap(),
+            path,
             "162.187.144.18 > out.example.net > relay4.mailrelay.example > mx1.spamtrap.example"
         );
     }

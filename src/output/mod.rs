@@ -13,6 +13,13 @@ use std::sync::Mutex;
 
 use thiserror::Error;
 
+pub mod csv;
+pub mod json;
+pub mod parquet;
+pub mod spill;
+
+use crate::schema::{ColumnInfo, Value};
+
 /// Errors of the output stage.
 #[derive(Debug, Error)]
 pub enum OutputError {
@@ -22,6 +29,8 @@ pub enum OutputError {
     Write { path: PathBuf, source: io::Error },
     #[error("the run was interrupted; no output was committed")]
     Interrupted,
+    #[error(transparent)]
+    Parquet(#[from] parquet::ParquetError),
     #[error("another run (process {pid}) is writing into {}; wait for it or choose another --out", .dir.display())]
     Locked { dir: PathBuf, pid: u32 },
 }
@@ -153,6 +162,16 @@ impl PendingFile {
     }
 }
 
+/// Bytes written through `std::io::Write` (the Parquet writer's way) land in the same buffer.
+impl Write for PendingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
 impl Drop for PendingFile {
     fn drop(&mut self) {
         if !self.committed {
@@ -168,7 +187,7 @@ impl Drop for PendingFile {
 /// this set does not write is removed too: a previous run's `campaigns.csv` must not sit beside
 /// the `messages.csv` of a run made with `--no-campaigns` as if it described it. Fails without
 /// renaming anything if the run was aborted; on any error the temporary files are removed.
-pub fn commit(mut files: Vec<PendingFile>, replaced: &[&str]) -> Result<(), OutputError> {
+pub fn commit(mut files: Vec<PendingFile>, replaced: &[String]) -> Result<(), OutputError> {
     for f in &mut files {
         f.flush_and_sync()?;
     }
@@ -292,6 +311,190 @@ fn process_runs(pid: u32) -> bool {
 }
 
 /// Spreadsheet programs run a cell that starts with one of these as a formula.
+/// The formats a run writes its tables in (`--format`): any non-empty subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    pub csv: bool,
+    pub parquet: bool,
+    pub jsonl: bool,
+}
+
+impl Default for Formats {
+    /// CSV only.
+    fn default() -> Self {
+        Formats {
+            csv: true,
+            parquet: false,
+            jsonl: false,
+        }
+    }
+}
+
+impl Formats {
+    /// Parse a comma-separated list such as `csv,parquet`.
+    pub fn parse(list: &str) -> Result<Formats, String> {
+        let mut f = Formats {
+            csv: false,
+            parquet: false,
+            jsonl: false,
+        };
+        for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word.to_ascii_lowercase().as_str() {
+                "csv" => f.csv = true,
+                "parquet" => f.parquet = true,
+                "jsonl" | "json" | "ndjson" => f.jsonl = true,
+                other => {
+                    return Err(format!(
+                        "unknown format '{other}' (choose from csv, parquet, jsonl)"
+                    ));
+                }
+            }
+        }
+        if !(f.csv || f.parquet || f.jsonl) {
+            return Err("no format given (choose from csv, parquet, jsonl)".into());
+        }
+        Ok(f)
+    }
+
+    /// The file names of a table in these formats.
+    pub fn file_names(self, table: &str) -> Vec<String> {
+        [
+            (self.csv, "csv"),
+            (self.parquet, "parquet"),
+            (self.jsonl, "jsonl"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, ext)| format!("{table}.{ext}"))
+        .collect()
+    }
+}
+
+/// Rows of one table, encoded in each format asked for, ready to be appended to its files.
+pub struct Rows {
+    columns: Vec<ColumnInfo>,
+    formats: Formats,
+    raw_cells: bool,
+    pub csv: Vec<u8>,
+    pub jsonl: Vec<u8>,
+    pub parquet: Option<parquet::Batch>,
+}
+
+impl Rows {
+    /// Rows of a table with `columns`; CSV cells guarded unless `raw_cells`.
+    pub fn new(columns: &[ColumnInfo], formats: Formats, raw_cells: bool) -> Rows {
+        Rows {
+            columns: columns.to_vec(),
+            formats,
+            raw_cells,
+            csv: Vec::new(),
+            jsonl: Vec::new(),
+            parquet: formats.parquet.then(|| parquet::Batch::new(columns)),
+        }
+    }
+
+    /// Append one row, its values in column order.
+    pub fn push<'v, I>(&mut self, values: I)
+    where
+        I: IntoIterator<Item = Value<'v>>,
+        I::IntoIter: Clone,
+    {
+        let values = values.into_iter();
+        if self.formats.csv {
+            csv::write_row(&mut self.csv, values.clone(), self.raw_cells);
+        }
+        if self.formats.jsonl {
+            json::write_row(&mut self.jsonl, &self.columns, values.clone());
+        }
+        if let Some(batch) = &mut self.parquet {
+            batch.append(values);
+        }
+    }
+
+    /// Empty the rows, keeping their buffers.
+    pub fn clear(&mut self) {
+        self.csv.clear();
+        self.jsonl.clear();
+        if let Some(b) = &mut self.parquet
+            && b.rows() > 0
+        {
+            b.take();
+        }
+    }
+}
+
+/// The files of one table (`messages.csv`, `messages.parquet`, ...), written row block by row
+/// block in order.
+pub struct TableFiles {
+    csv: Option<PendingFile>,
+    jsonl: Option<PendingFile>,
+    parquet: Option<parquet::ParquetFile<PendingFile>>,
+}
+
+impl TableFiles {
+    /// Create the files of table `name` in `dir`; the CSV starts with its header line.
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        columns: &[ColumnInfo],
+        formats: Formats,
+    ) -> Result<TableFiles, OutputError> {
+        let csv = match formats.csv {
+            true => {
+                let mut f = PendingFile::create(dir, &format!("{name}.csv"))?;
+                let names: Vec<&str> = columns.iter().map(|c| c.name).collect();
+                f.write_all(&csv::header_line(&names))?;
+                Some(f)
+            }
+            false => None,
+        };
+        let jsonl = match formats.jsonl {
+            true => Some(PendingFile::create(dir, &format!("{name}.jsonl"))?),
+            false => None,
+        };
+        let parquet = match formats.parquet {
+            true => Some(parquet::ParquetFile::new(
+                PendingFile::create(dir, &format!("{name}.parquet"))?,
+                columns,
+            )?),
+            false => None,
+        };
+        Ok(TableFiles {
+            csv,
+            jsonl,
+            parquet,
+        })
+    }
+
+    /// Append rows (and empty them).
+    pub fn write(&mut self, rows: &mut Rows) -> Result<(), OutputError> {
+        if let Some(f) = &mut self.csv {
+            f.write_all(&rows.csv)?;
+        }
+        if let Some(f) = &mut self.jsonl {
+            f.write_all(&rows.jsonl)?;
+        }
+        if let (Some(f), Some(batch)) = (&mut self.parquet, &mut rows.parquet)
+            && batch.rows() > 0
+        {
+            f.write(&batch.take())?;
+        }
+        rows.csv.clear();
+        rows.jsonl.clear();
+        Ok(())
+    }
+
+    /// Finish the files (a Parquet file gets its footer); gives them, to be committed.
+    pub fn finish(self) -> Result<Vec<PendingFile>, OutputError> {
+        let mut files: Vec<PendingFile> = self.csv.into_iter().collect();
+        if let Some(p) = self.parquet {
+            files.push(p.finish()?);
+        }
+        files.extend(self.jsonl);
+        Ok(files)
+    }
+}
+
 const FORMULA_START: [u8; 6] = [b'=', b'+', b'-', b'@', b'\t', b'\r'];
 
 /// Whether a text cell must be neutralised before a spreadsheet sees it. A lone `-` (standard
@@ -328,7 +531,11 @@ mod tests {
         }
         let mut mine = PendingFile::create(dir.path(), "mine.csv").unwrap();
         mine.write_all(b"new\n").unwrap();
-        commit(vec![mine], &["stale.csv", "mine.csv"]).unwrap();
+        commit(
+            vec![mine],
+            &["stale.csv".to_string(), "mine.csv".to_string()],
+        )
+        .unwrap();
         assert!(!dir.path().join("stale.csv").exists());
         assert_eq!(
             std::fs::read(dir.path().join("mine.csv")).unwrap(),
