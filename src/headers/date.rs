@@ -893,16 +893,40 @@ mod tests {
             }
         }
 
+        /// Token soup (words, numbers, separators, comments): whatever it parses to is in range,
+        /// the same whichever whitespace separates the tokens (the lexer skips it all), and
+        /// where the fast path answers, the general parser gives the same.
         #[test]
-        fn parse_date_tokens(
+        fn parse_date_token_soup(
             parts in proptest::collection::vec(
                 "(?i:mon|tue|may|sept|december|gmt|pdt|am|pm|z|[a-z]{1,4})|[0-9]{1,5}|[-+:.,/() ]",
                 0..16)
         ) {
             let raw = parts.join(" ");
-            let _ = parse_date(raw.as_bytes());
+            let parsed = parse_date(raw.as_bytes());
+            if let Some(ts) = parsed {
+                prop_assert!((-2_208_988_800 - 86_400..=MAX_TS + 86_400).contains(&ts), "{:?}", raw);
+            }
+            let other_space = parts.join("\t\r\n ");
+            prop_assert_eq!(parse_date(other_space.as_bytes()), parsed, "{:?} vs {:?}", raw, other_space);
             let glued = parts.concat();
-            let _ = parse_date(glued.as_bytes());
+            for text in [&raw, &other_space, &glued] {
+                if let Some(fast) = parse_canonical(text.as_bytes()) {
+                    prop_assert_eq!(Some(fast), parse_lenient(text.as_bytes()), "{:?}", text);
+                }
+            }
+        }
+
+        /// Dates written the ways mail writes them (RFC 5322 with its variants, asctime, ISO
+        /// 8601), each piece drawn on its own, with CFWS and junk where they may be: each parses
+        /// to the instant it was made from, and the canonical ones through the fast path.
+        #[test]
+        fn parse_date_tokens(w in written_date()) {
+            prop_assert_eq!(parse_lenient(w.text.as_bytes()), Some(w.want), "{:?}", w);
+            prop_assert_eq!(parse_date(w.text.as_bytes()), Some(w.want), "{:?}", w);
+            if w.canonical {
+                prop_assert_eq!(parse_canonical(w.text.as_bytes()), Some(w.want), "{:?}", w);
+            }
         }
 
         #[test]
@@ -931,7 +955,35 @@ mod tests {
         }
     }
     proptest! {
-        /// The canonical-shape fast path must agree with the general parser wherever it answers.
+        /// Dates in the canonical RFC 5322 shape, valid by construction: the fast path must
+        /// answer them itself (not leave them to the general parser), with the right instant.
+        #[test]
+        fn canonical_fast_path_fires_on_canonical_dates(
+            (year, month, day) in calendar_date(),
+            time in (0u32..24, 0u32..60, 0u32..=60),
+            dow in prop_oneof![Just(None), Just(Some("")), Just(Some(" ")), Just(Some("  ")), Just(Some("\t"))],
+            two_digit_day in any::<bool>(),
+            (zone, offset) in canonical_zone(),
+            before_zone in prop_oneof![Just(" "), Just("  "), Just("\t")],
+            comment in prop_oneof![Just(""), Just(" (UTC)"), Just("(PDT)"), Just(" (via mx1 10:00:00 +0100)")],
+            outside in prop_oneof![Just(""), Just(" "), Just("\t"), Just("\r\n")],
+        ) {
+            let dow = dow.map_or(String::new(), |sep| format!("{},{sep}", &weekday(year, month, day)[..3]));
+            let d = if two_digit_day { format!("{day:02}") } else { day.to_string() };
+            let (h, mi, s) = time;
+            let text = format!(
+                "{outside}{dow}{d} {} {year} {h:02}:{mi:02}:{s:02}{before_zone}{zone}{comment}{outside}",
+                &MONTH_NAMES[month as usize - 1][..3]
+            );
+            let want = expected_ts(year, month, day, time, offset);
+            prop_assert_eq!(parse_canonical(text.as_bytes()), Some(want), "{:?}", text);
+            prop_assert_eq!(parse_lenient(text.as_bytes()), Some(want), "{:?}", text);
+            prop_assert_eq!(parse_date(text.as_bytes()), Some(want), "{:?}", text);
+        }
+
+        /// Canonically shaped dates whose values may be out of range: the fast path and the
+        /// general parser give the same answer on every one (None when out of range), and the
+        /// fast path answers exactly when the values are valid.
         #[test]
         fn canonical_fast_path_agrees_with_lenient(
             dow in prop_oneof![Just(""), Just("Mon, "), Just("Sun,  ")],
@@ -948,8 +1000,452 @@ mod tests {
             const M: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
             let d = if two_digit_day { format!("{day:02}") } else { format!("{day}") };
             let text = format!("{dow}{d} {} {year} {hour:02}:{minute:02}:{second:02} {zone}{comment}", M[month]);
-            if let Some(fast) = parse_canonical(text.as_bytes()) {
-                prop_assert_eq!(Some(fast), parse_lenient(text.as_bytes()), "{}", text);
+            let fast = parse_canonical(text.as_bytes());
+            prop_assert_eq!(fast, parse_lenient(text.as_bytes()), "{}", text);
+            let valid = (1900..=9999).contains(&year)
+                && (1..=days_in_month(i64::from(year), month as u32 + 1)).contains(&day)
+                && hour <= 23
+                && minute <= 59
+                && second <= 60;
+            prop_assert_eq!(fast.is_some(), valid, "{}", text);
+        }
+
+        /// Arbitrary input: a canonical date with one byte changed, inserted or removed, and
+        /// random bytes. The fast path may decline any of it, but whenever it answers, the
+        /// general parser gives the same.
+        #[test]
+        fn canonical_fast_path_agrees_on_arbitrary_input(
+            (year, month, day) in calendar_date(),
+            (h, mi, s) in (0u32..24, 0u32..60, 0u32..=60),
+            (zone, _) in canonical_zone(),
+            at in any::<prop::sample::Index>(),
+            byte in prop_oneof![b'0'..=b'9', Just(b' '), Just(b'\t'), Just(b','), any::<u8>()],
+            edit in 0u8..3,
+            noise in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let mut raw = format!(
+                "{}, {day} {} {year} {h:02}:{mi:02}:{s:02} {zone}",
+                &weekday(year, month, day)[..3],
+                &MONTH_NAMES[month as usize - 1][..3]
+            )
+            .into_bytes();
+            let i = at.index(raw.len());
+            match edit {
+                0 => raw[i] = byte,
+                1 => raw.insert(i, byte),
+                _ => {
+                    raw.remove(i);
+                }
+            }
+            for input in [&raw[..], &noise[..]] {
+                if let Some(fast) = parse_canonical(input) {
+                    prop_assert_eq!(Some(fast), parse_lenient(input), "{:?}", String::from_utf8_lossy(input));
+                }
+            }
+        }
+    }
+
+    const MONTH_NAMES: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    /// By days since 1970-01-01 modulo 7: that day was a Thursday.
+    const DAY_NAMES: [&str; 7] = [
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+    ];
+    /// Zone names with their offsets in minutes east of UTC (a sample of `ZONES`, and the
+    /// military `Z`).
+    const NAMED_ZONES: [(&str, i32); 12] = [
+        ("GMT", 0),
+        ("UT", 0),
+        ("UTC", 0),
+        ("Z", 0),
+        ("EDT", -240),
+        ("EST", -300),
+        ("PDT", -420),
+        ("PST", -480),
+        ("CET", 60),
+        ("CEST", 120),
+        ("JST", 540),
+        ("IST", 330),
+    ];
+
+    fn weekday(year: i64, month: u32, day: u32) -> &'static str {
+        DAY_NAMES[days_from_civil(year, month, day).rem_euclid(7) as usize]
+    }
+
+    /// The instant a date stands for, `offset` minutes east of UTC (a leap second reads as 59).
+    fn expected_ts(
+        year: i64,
+        month: u32,
+        day: u32,
+        (h, mi, s): (u32, u32, u32),
+        offset: i32,
+    ) -> i64 {
+        days_from_civil(year, month, day) * 86_400 + i64::from(h * 3600 + mi * 60 + s.min(59))
+            - i64::from(offset) * 60
+    }
+
+    #[test]
+    fn expected_ts_matches_known_dates() {
+        // The helper the properties compare against, checked on dates known independently.
+        assert_eq!(expected_ts(1970, 1, 1, (0, 0, 0), 0), 0);
+        assert_eq!(expected_ts(2024, 5, 6, (2, 4, 47), 120), 1_714_953_887);
+        assert_eq!(expected_ts(2016, 12, 31, (23, 59, 60), 0), 1_483_228_799);
+        assert_eq!(weekday(2024, 5, 6), "Monday");
+        assert_eq!(weekday(1900, 1, 1), "Monday");
+    }
+
+    /// A real calendar day in the years the parser takes, mostly in the years mail has (where
+    /// two-digit years are read too).
+    fn calendar_date() -> impl Strategy<Value = (i64, u32, u32)> {
+        let year = prop_oneof![1 => 1900i64..=9999, 2 => 1950i64..=2049];
+        (year, 1u32..=12).prop_flat_map(|(y, m)| (Just(y), Just(m), 1..=days_in_month(y, m)))
+    }
+
+    /// A zone the canonical shape allows (`+hhmm`, `-hhmm`, `GMT`, `UT`, `UTC`) and its offset.
+    fn canonical_zone() -> impl Strategy<Value = (String, i32)> {
+        prop_oneof![
+            (0u32..24, 0u32..60, any::<bool>()).prop_map(|(h, m, neg)| {
+                let v = (h * 60 + m) as i32;
+                (
+                    format!("{}{h:02}{m:02}", if neg { '-' } else { '+' }),
+                    if neg { -v } else { v },
+                )
+            }),
+            Just(("GMT".to_string(), 0)),
+            Just(("UT".to_string(), 0)),
+            Just(("UTC".to_string(), 0)),
+        ]
+    }
+
+    /// A date as written, the instant it stands for, and whether it is in the canonical shape
+    /// (which the fast path must answer).
+    #[derive(Debug, Clone)]
+    struct Written {
+        text: String,
+        want: i64,
+        canonical: bool,
+    }
+
+    /// The pieces of a written date, drawn independently (see [`write_date`]).
+    #[derive(Debug, Clone)]
+    struct Pieces {
+        date: (i64, u32, u32),
+        time: (u32, u32, u32),
+        /// 0: RFC 5322 shape, 1: asctime, 2: ISO 8601.
+        layout: u8,
+        /// Force every RFC 5322 choice to the canonical one.
+        canonical_style: bool,
+        /// RFC 5322: 0 none, 1 `Ddd,`, 2 `DDD,`, 3 full name and comma, 4 `Ddd` without comma.
+        dow: u8,
+        two_digit_day: bool,
+        /// Letters of the month name beyond 3, and its case (0 title, 1 lower, 2 upper).
+        month_len: usize,
+        month_case: u8,
+        two_digit_year: bool,
+        /// 0 `hh:mm:ss`, 1 `h:mm:ss`, 2 `hh:mm`, 3 `hh.mm.ss`, 4 `hh:mm:ss.fff`, 5 `h:mm:ss AM`;
+        /// ISO: 0 the date alone, 4 with a fraction, else `hh:mm:ss`.
+        time_form: u8,
+        /// 0 none, 1 `+hhmm`, 2 `+hh:mm`, 3 named (asctime: 3 a name before the year, else
+        /// none); ISO: 0 none, 1 ` +hhmm`, 2 `+hh:mm`, 3 `Z`.
+        zone_form: u8,
+        zone_offset: (u32, u32, bool),
+        named: usize,
+        lower_zone: bool,
+        /// A comment before token `n` (past the end: after the last), or none.
+        comment: Option<(prop::sample::Index, usize)>,
+        /// Junk after a numeric zone.
+        junk: Option<usize>,
+        seps: Vec<&'static str>,
+        outside: &'static str,
+    }
+
+    fn pieces() -> impl Strategy<Value = Pieces> {
+        let seps = prop_oneof![Just(" "), Just("  "), Just("\t"), Just("\r\n ")];
+        (
+            (
+                calendar_date(),
+                (0u32..24, 0u32..60, 0u32..=60),
+                0u8..3,
+                any::<bool>(),
+            ),
+            (
+                0u8..5,
+                any::<bool>(),
+                0usize..7,
+                0u8..3,
+                any::<bool>(),
+                0u8..6,
+            ),
+            (
+                0u8..4,
+                (0u32..24, 0u32..60, any::<bool>()),
+                0..NAMED_ZONES.len(),
+                any::<bool>(),
+            ),
+            (
+                proptest::option::of((any::<prop::sample::Index>(), 0usize..4)),
+                proptest::option::of(0usize..4),
+                proptest::collection::vec(seps, 12),
+                prop_oneof![Just(""), Just(" "), Just("\t"), Just("\r\n")],
+            ),
+        )
+            .prop_map(|(a, b, c, d)| Pieces {
+                date: a.0,
+                time: a.1,
+                layout: a.2,
+                canonical_style: a.3,
+                dow: b.0,
+                two_digit_day: b.1,
+                month_len: b.2,
+                month_case: b.3,
+                two_digit_year: b.4,
+                time_form: b.5,
+                zone_form: c.0,
+                zone_offset: c.1,
+                named: c.2,
+                lower_zone: c.3,
+                comment: d.0,
+                junk: d.1,
+                seps: d.2,
+                outside: d.3,
+            })
+    }
+
+    fn written_date() -> impl Strategy<Value = Written> {
+        pieces().prop_map(write_date)
+    }
+
+    const COMMENTS: [&str; 4] = [
+        "(PDT)",
+        "(Eastern Daylight Time)",
+        "(via mx1 10:00:00 +0100)",
+        "(nested (one) 2024)",
+    ];
+    const JUNK: [&str; 4] = [
+        "MSG_ID_ADDED_BY_MTA_3,MISSING_MIMEOLE version=2.40",
+        "+0100",
+        "12:00:00 2025",
+        ".562272",
+    ];
+
+    fn write_date(mut p: Pieces) -> Written {
+        let (year, month, day) = p.date;
+        let (h, mi, s) = p.time;
+        let month_name = MONTH_NAMES[month as usize - 1];
+        let dow_name = weekday(year, month, day);
+        let signed = |(hh, mm, neg): (u32, u32, bool), colon: bool| {
+            let v = (hh * 60 + mm) as i32;
+            let sign = if neg { '-' } else { '+' };
+            let text = if colon {
+                format!("{sign}{hh:02}:{mm:02}")
+            } else {
+                format!("{sign}{hh:02}{mm:02}")
+            };
+            (text, if neg { -v } else { v })
+        };
+        match p.layout {
+            0 => {
+                if p.canonical_style {
+                    p.dow = p.dow.min(1);
+                    p.month_len = 0;
+                    p.month_case = 0;
+                    p.two_digit_year = false;
+                    p.time_form = 0;
+                    // A named zone stays only if it is GMT, UT or UTC (the first three).
+                    p.zone_form = if p.zone_form == 3 && p.named <= 2 {
+                        3
+                    } else {
+                        1
+                    };
+                    p.lower_zone = false;
+                    p.junk = None;
+                }
+                let mut canonical = true;
+                let mut tokens: Vec<String> = Vec::new();
+                match p.dow {
+                    0 => {}
+                    1 => tokens.push(format!("{},", &dow_name[..3])),
+                    2 => tokens.push(format!("{},", dow_name[..3].to_uppercase())),
+                    3 => {
+                        tokens.push(format!("{dow_name},"));
+                        canonical = false;
+                    }
+                    _ => {
+                        tokens.push(dow_name[..3].to_string());
+                        canonical = false;
+                    }
+                }
+                // The gap before token `i` is `seps[i]`; the canonical shape wants one space
+                // before the month, the year and the time.
+                let first_date_token = tokens.len();
+                let date_gaps = first_date_token + 1..=first_date_token + 3;
+                if p.canonical_style {
+                    for gap in date_gaps.clone() {
+                        p.seps[gap] = " ";
+                    }
+                }
+                tokens.push(if p.two_digit_day {
+                    format!("{day:02}")
+                } else {
+                    day.to_string()
+                });
+                let len = (3 + p.month_len).min(month_name.len());
+                let name = &month_name[..len];
+                tokens.push(match p.month_case {
+                    0 => name.to_string(),
+                    1 => name.to_lowercase(),
+                    _ => name.to_uppercase(),
+                });
+                canonical &= len == 3 && p.month_case == 0;
+                let year_for_two = (1950..=2049).contains(&year) && p.two_digit_year;
+                tokens.push(if year_for_two {
+                    format!("{:02}", year % 100)
+                } else {
+                    year.to_string()
+                });
+                canonical &= !year_for_two;
+                let mut seconds = s;
+                match p.time_form {
+                    0 => tokens.push(format!("{h:02}:{mi:02}:{s:02}")),
+                    1 => {
+                        tokens.push(format!("{h}:{mi:02}:{s:02}"));
+                        canonical &= h >= 10;
+                    }
+                    2 => {
+                        tokens.push(format!("{h:02}:{mi:02}"));
+                        seconds = 0;
+                        canonical = false;
+                    }
+                    3 => {
+                        tokens.push(format!("{h:02}.{mi:02}.{s:02}"));
+                        canonical = false;
+                    }
+                    4 => {
+                        tokens.push(format!("{h:02}:{mi:02}:{s:02}.{:03}", (h * 7 + mi) % 1000));
+                        canonical = false;
+                    }
+                    _ => {
+                        let h12 = if h % 12 == 0 { 12 } else { h % 12 };
+                        tokens.push(format!("{h12}:{mi:02}:{s:02}"));
+                        tokens.push(if h < 12 { "AM" } else { "pm" }.to_string());
+                        canonical = false;
+                    }
+                }
+                let offset = match p.zone_form {
+                    0 => {
+                        canonical = false;
+                        0
+                    }
+                    1 | 2 => {
+                        let (text, v) = signed(p.zone_offset, p.zone_form == 2);
+                        tokens.push(text);
+                        canonical &= p.zone_form == 1;
+                        if let Some(j) = p.junk {
+                            tokens.push(JUNK[j].to_string());
+                            canonical = false;
+                        }
+                        v
+                    }
+                    _ => {
+                        let (name, v) = NAMED_ZONES[p.named];
+                        tokens.push(if p.lower_zone {
+                            name.to_lowercase()
+                        } else {
+                            name.to_string()
+                        });
+                        canonical &= ["GMT", "UT", "UTC"].contains(&name) && !p.lower_zone;
+                        v
+                    }
+                };
+                canonical &= date_gaps.into_iter().all(|i| p.seps[i] == " ");
+                if let Some((at, c)) = p.comment {
+                    // Canonical style keeps a comment at the end, the one place the shape
+                    // allows it.
+                    let i = if p.canonical_style {
+                        tokens.len()
+                    } else {
+                        at.index(tokens.len() + 1)
+                    };
+                    tokens.insert(i, COMMENTS[c].to_string());
+                    canonical &= i == tokens.len() - 1;
+                }
+                let mut text = p.outside.to_string();
+                for (i, t) in tokens.iter().enumerate() {
+                    if i > 0 {
+                        text.push_str(p.seps[i]);
+                    }
+                    text.push_str(t);
+                }
+                text.push_str(p.outside);
+                Written {
+                    text,
+                    want: expected_ts(year, month, day, (h, mi, seconds), offset),
+                    canonical,
+                }
+            }
+            1 => {
+                // asctime, as in mbox From_ lines; a zone name may stand before the year.
+                let zone = (p.zone_form == 3).then(|| NAMED_ZONES[p.named]);
+                let text = format!(
+                    "{}{} {} {day:>2} {h:02}:{mi:02}:{s:02} {}{year}{}",
+                    p.outside,
+                    &dow_name[..3],
+                    &month_name[..3],
+                    zone.map_or(String::new(), |(n, _)| format!("{n} ")),
+                    p.outside
+                );
+                Written {
+                    text,
+                    want: expected_ts(year, month, day, p.time, zone.map_or(0, |z| z.1)),
+                    canonical: false,
+                }
+            }
+            _ => {
+                // ISO 8601: a date alone is midnight UTC.
+                let date = format!("{year}-{month:02}-{day:02}");
+                let (text, want) = if p.time_form == 0 {
+                    (date, expected_ts(year, month, day, (0, 0, 0), 0))
+                } else {
+                    // (The day's flag doubles as the choice of separator here.)
+                    let sep = if p.two_digit_day { "T" } else { " " };
+                    let frac = if p.time_form == 4 { ".123" } else { "" };
+                    let (zone, offset) = match p.zone_form {
+                        0 => (String::new(), 0),
+                        1 => {
+                            let (z, v) = signed(p.zone_offset, false);
+                            (format!(" {z}"), v)
+                        }
+                        2 => signed(p.zone_offset, true),
+                        _ => ("Z".to_string(), 0),
+                    };
+                    (
+                        format!("{date}{sep}{h:02}:{mi:02}:{s:02}{frac}{zone}"),
+                        expected_ts(year, month, day, p.time, offset),
+                    )
+                };
+                Written {
+                    text: format!("{}{text}{}", p.outside, p.outside),
+                    want,
+                    canonical: false,
+                }
             }
         }
     }
