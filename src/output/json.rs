@@ -29,9 +29,12 @@ pub fn write_row<'v>(
 fn write_value(out: &mut Vec<u8>, ty: Type, value: Value<'_>) {
     const NULL: &[u8] = b"null";
     match value {
-        Value::Text("") | Value::Int(None) | Value::Bool(None) | Value::Time(None) => {
-            out.extend_from_slice(NULL)
-        }
+        // No value, and no items: null, as in Parquet (an empty CSV cell).
+        Value::Text("")
+        | Value::List("")
+        | Value::Int(None)
+        | Value::Bool(None)
+        | Value::Time(None) => out.extend_from_slice(NULL),
         Value::Day(None) | Value::Ip(None) => out.extend_from_slice(NULL),
         Value::Text(s) => push_string(out, s),
         Value::List(s) => {
@@ -55,17 +58,17 @@ fn write_value(out: &mut Vec<u8>, ty: Type, value: Value<'_>) {
             date::write_rfc3339(t, out);
             out.push(b'"');
         }
-        Value::Day(Some(_)) | Value::Share(_) => {
-            let mut cell = Vec::new();
-            super::csv::write_value(&mut cell, value, true);
-            if matches!(value, Value::Day(_)) {
-                out.push(b'"');
-                out.extend_from_slice(&cell);
-                out.push(b'"');
-            } else {
-                out.extend_from_slice(&cell);
-            }
+        Value::Day(Some(_)) => {
+            out.push(b'"');
+            super::csv::write_value(out, value, true);
+            out.push(b'"');
         }
+        // Full precision (CSV rounds to three decimals); JSON has no NaN or infinity.
+        Value::Share(x) if x.is_finite() => {
+            use std::io::Write as _;
+            let _ = write!(out, "{x}");
+        }
+        Value::Share(_) => out.extend_from_slice(NULL),
         Value::Ip(Some(ip)) => {
             out.push(b'"');
             push_ip(ip, out);
