@@ -119,6 +119,26 @@ pub fn message_columns() -> Vec<ColumnInfo> {
         .collect()
 }
 
+/// A table's columns as a Markdown table (name, type, meaning), as the README shows them.
+pub fn markdown_table(columns: &[ColumnInfo]) -> String {
+    let mut out = String::from("| column | type | meaning |\n|---|---|---|\n");
+    for c in columns {
+        let ty = match c.ty {
+            Type::List { separator } => {
+                if separator == " " {
+                    "list (CSV: space-separated)".to_string()
+                } else {
+                    format!("list (CSV: `{separator}`-separated)")
+                }
+            }
+            ty => ty.name().to_string(),
+        };
+        let meaning = c.meaning.replace('|', "\\|");
+        out.push_str(&format!("| `{}` | {ty} | {meaning} |\n", c.name));
+    }
+    out
+}
+
 /// The names of a table's columns.
 pub fn names(columns: &[ColumnInfo]) -> Vec<&'static str> {
     columns.iter().map(|c| c.name).collect()
