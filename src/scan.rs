@@ -309,8 +309,9 @@ fn columns_of<T: schema::Table + ?Sized>(columns: &[schema::Column<T>]) -> Vec<s
 pub struct UnitOutput {
     /// `messages` rows in each format (campaigns off: they are final).
     pub messages: Rows,
-    /// The messages' typed rows for the grouping stage (campaigns on), one per fact.
+    /// The messages' rows for the grouping stage (campaigns on), one per fact.
     pub spilled: Vec<u8>,
+    spill: spill::Spill,
     pub signatures: Rows,
     pub received: Rows,
     pub totals: Totals,
@@ -324,6 +325,7 @@ impl UnitOutput {
         UnitOutput {
             messages: Rows::new(&schema::message_columns(), opts.formats, opts.raw_cells),
             spilled: Vec::new(),
+            spill: spill::Spill::for_formats(opts.formats, opts.raw_cells),
             signatures: Rows::new(&columns_of(SIGNATURE_COLUMNS), opts.formats, opts.raw_cells),
             received: Rows::new(&columns_of(RECEIVED_COLUMNS), opts.formats, opts.raw_cells),
             totals: Totals::default(),
@@ -348,7 +350,7 @@ impl UnitOutput {
     pub fn add(&mut self, m: &Message, campaigns: bool) {
         if campaigns {
             let start = self.spilled.len();
-            spill::encode(
+            self.spill.write(
                 MESSAGE_COLUMNS.iter().map(|c| (c.get)(m)),
                 &mut self.spilled,
             );

@@ -664,6 +664,8 @@ impl Grouping {
         let mut outside: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
         let mut report = CampaignReport::default();
         let decide = Decide {
+            spill: spill::Spill::for_formats(formats, raw_cells),
+            raw_cells,
             evidence: &evidence,
             group_size: &group_size,
             rejected: &rejected,
@@ -844,6 +846,9 @@ where
 
 /// What the final pass needs, shared read-only by the chunks.
 struct Decide<'a> {
+    /// How the message rows were spilled.
+    spill: spill::Spill,
+    raw_cells: bool,
     evidence: &'a Evidence,
     /// Messages placed in each group, by group number, and the groups rejected as too small.
     group_size: &'a [u64],
@@ -902,6 +907,7 @@ impl Decide<'_> {
             candidates: 0,
         };
         let types = || MESSAGE_COLUMNS.iter().map(|c| c.ty);
+        let csv_cells = matches!(self.spill, spill::Spill::Csv { .. });
         let mut values: Vec<Value<'_>> = Vec::with_capacity(MESSAGE_COLUMNS.len());
         let (mut reasons, mut id) = (Vec::new(), Vec::new());
         let mut at = 0usize;
@@ -912,7 +918,10 @@ impl Decide<'_> {
                 return;
             };
             at += r.row_len as usize;
-            if damaged || spill::decode(row, types(), &mut values) != Ok(row.len()) {
+            if damaged
+                || (csv_cells && !row.ends_with(b"\n"))
+                || (!csv_cells && spill::decode(row, types(), &mut values) != Ok(row.len()))
+            {
                 damaged = true;
                 return;
             }
@@ -938,12 +947,19 @@ impl Decide<'_> {
                 relay_abuse_reasons: std::str::from_utf8(&reasons).unwrap_or_default(),
                 campaign: std::str::from_utf8(&id).unwrap_or_default(),
             };
-            d.rows.push(
-                values
-                    .iter()
-                    .copied()
-                    .chain(DECIDED_COLUMNS.iter().map(|c| (c.get)(&decided))),
-            );
+            let decided_values = DECIDED_COLUMNS.iter().map(|c| (c.get)(&decided));
+            if csv_cells {
+                // The row's own cells as spilled, then the decided ones, as one CSV row.
+                let out = &mut d.rows.csv;
+                out.extend_from_slice(&row[..row.len() - 1]);
+                for v in decided_values {
+                    out.push(b',');
+                    crate::output::csv::write_value(out, v, self.raw_cells);
+                }
+                out.push(b'\n');
+            } else {
+                d.rows.push(values.iter().copied().chain(decided_values));
+            }
         })?;
         if damaged || at != spilled.len() {
             return Err(io_err(spilled_path)(io::Error::new(

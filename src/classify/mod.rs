@@ -48,30 +48,42 @@ pub fn origin_ip(hops: &[Hop<'_>]) -> Option<IpAddr> {
 /// that received the message at each hop, joined by ` > `. A hop without a `by` host shows `?`.
 pub fn relay_path(hops: &[Hop<'_>], out: &mut String) {
     let Some(bottom) = hops.last() else { return };
+    // Built as bytes: every byte written is printable ASCII, so the text stays UTF-8.
+    let mut path = std::mem::take(out).into_bytes();
     match (bottom.ip, bottom.from_host) {
-        (Some(ip), _) => push_ip(ip, out),
-        (None, Some(host)) => push_host(host, out),
-        (None, None) => out.push('?'),
+        (Some(ip), _) => push_ip(ip, &mut path),
+        (None, Some(host)) => push_host(host, &mut path),
+        (None, None) => path.push(b'?'),
     }
     for hop in hops.iter().rev() {
-        out.push_str(" > ");
+        path.extend_from_slice(b" > ");
         match hop.by_host {
-            Some(h) => push_host(h, out),
-            None => out.push('?'),
+            Some(h) => push_host(h, &mut path),
+            None => path.push(b'?'),
         }
     }
+    *out = String::from_utf8(path).unwrap_or_else(|e| {
+        // Unreachable (UTF-8 text plus ASCII); keep what is valid rather than fail a message.
+        let valid = e.utf8_error().valid_up_to();
+        let mut bytes = e.into_bytes();
+        bytes.truncate(valid);
+        String::from_utf8(bytes).unwrap_or_default()
+    });
 }
 
 /// A host name for output: printable ASCII only, lowercased, so a path never breaks a CSV line
 /// or a terminal.
-fn push_host(host: &[u8], out: &mut String) {
-    out.extend(host.iter().map(|&b| {
-        if b.is_ascii_graphic() {
-            char::from(b.to_ascii_lowercase())
+fn push_host(host: &[u8], out: &mut Vec<u8>) {
+    // Copied, then mapped in place: a loop over a slice the compiler can vectorize.
+    let start = out.len();
+    out.extend_from_slice(host);
+    for b in &mut out[start..] {
+        *b = if b.is_ascii_graphic() {
+            b.to_ascii_lowercase()
         } else {
-            '?'
-        }
-    }));
+            b'?'
+        };
+    }
 }
 
 /// Text that ASCII can be appended to: a `String`, or the bytes of a row being written.

@@ -499,10 +499,12 @@ fn push_text(raw: &[u8], out: &mut String, name: &'static str, lossy: &mut Vec<&
 
 /// Replace ASCII control characters from byte `start` on with spaces.
 fn spaces_for_controls(text: &mut String, start: usize) {
-    if !text.as_bytes()[start..]
+    // Without an early exit, so the check compiles to a vectorized loop (control characters
+    // are rare).
+    let has_control = text.as_bytes()[start..]
         .iter()
-        .any(|&b| b < 0x20 || b == 0x7f)
-    {
+        .fold(false, |seen, &b| seen | (b < 0x20) | (b == 0x7f));
+    if !has_control {
         return;
     }
     let replaced: String = text[start..]

@@ -1,5 +1,10 @@
 //! Spilled rows: a message's typed cells kept on disk until the corpus-wide cells are decided.
 //!
+//! Two encodings, chosen by the run's formats ([`Spill`]): when CSV is the only format the row is
+//! kept as its CSV cells (the final row is those cells and the decided ones, exactly what the
+//! typed path writes; a test compares the two), else as the typed encoding below, which every
+//! format is written from.
+//!
 //! Takes a row's [`Value`]s and gives compact bytes; gives the values back, borrowing those
 //! bytes, given the columns' types. Scratch only: written and read by the same run.
 //!
@@ -10,6 +15,37 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::schema::{Type, Value};
+
+/// How a run spills its message rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spill {
+    /// The row's CSV cells, guarded unless `raw_cells`, ending in a newline.
+    Csv { raw_cells: bool },
+    /// The typed encoding.
+    Typed,
+}
+
+impl Spill {
+    /// The spill for a run writing `formats`.
+    pub fn for_formats(formats: super::Formats, raw_cells: bool) -> Spill {
+        if formats.csv && !formats.parquet && !formats.jsonl {
+            Spill::Csv { raw_cells }
+        } else {
+            Spill::Typed
+        }
+    }
+
+    /// Append one row.
+    pub fn write<'v, I>(self, values: I, out: &mut Vec<u8>)
+    where
+        I: IntoIterator<Item = Value<'v>>,
+    {
+        match self {
+            Spill::Csv { raw_cells } => super::csv::write_row(out, values, raw_cells),
+            Spill::Typed => encode(values, out),
+        }
+    }
+}
 
 /// A spilled row that does not decode: the scratch file was damaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
