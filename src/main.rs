@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -286,8 +285,10 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
 const THREADS_PER_CORE: usize = 8;
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
-    ctrlc::set_handler(|| {
-        scan::INTERRUPTED.store(true, Ordering::SeqCst);
+    let cancel = scan::Cancel::new();
+    let on_signal = cancel.clone();
+    ctrlc::set_handler(move || {
+        on_signal.cancel();
         // Remove temporary outputs now and leave: a worker may be blocked reading a pipe.
         let aborted = output::abort_pending();
         if aborted.committed && aborted.removed == 0 {
@@ -312,21 +313,21 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
     } else {
         args.threads
     };
-    let mut opts = ScanOptions {
-        threads,
-        mmap: !args.no_mmap,
-        ..ScanOptions::default()
-    };
-    opts.raw_cells = args.raw_cells;
-    opts.read.hops = args.received;
-    opts.formats = Formats::parse(&args.format)
+    let formats = Formats::parse(&args.format)
         .map_err(anyhow::Error::msg)
         .context(BadArgument)?;
-    opts.stream = opts
-        .stream
-        .with_max_message(args.max_message_mib as usize * (1 << 20));
-    opts.read.header_limits.max_header_bytes = args.max_header_kib as usize * (1 << 10);
-    opts.stream.split.max_header_bytes = opts.read.header_limits.max_header_bytes;
+    let mut opts = ScanOptions::builder()
+        .threads(threads)
+        .mmap(!args.no_mmap)
+        .cancel(cancel)
+        .raw_cells(args.raw_cells)
+        .received(args.received)
+        .formats(formats)
+        .max_message_bytes(args.max_message_mib as usize * (1 << 20))
+        .max_header_bytes(args.max_header_kib as usize * (1 << 10))
+        .build()
+        .map_err(anyhow::Error::from)
+        .context(BadArgument)?;
     opts.campaigns = match (&args.rules, args.no_campaigns) {
         (_, true) => None,
         (Some(path), false) => Some(Arc::new(

@@ -35,8 +35,23 @@ use crate::schema::{
 use crate::split;
 use crate::work::{Bytes, FileJob, Item, ItemKind, Note, Work};
 
-/// Set to stop a scan early (the CLI sets it on Ctrl-C); the scan then commits nothing.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Stops a scan early: the scan then commits nothing and returns [`ScanError::Interrupted`].
+/// Clones share one flag (the CLI cancels on Ctrl-C from its signal handler).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+    /// Ask every scan holding this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// How a scan runs.
 #[derive(Debug, Clone)]
@@ -62,6 +77,8 @@ pub struct ScanOptions {
     pub campaigns: Option<Arc<Rules>>,
     /// The run's start time (Unix seconds), the verification time of `--verify-at now`.
     pub now: i64,
+    /// Stops the run early when cancelled.
+    pub cancel: Cancel,
 }
 
 impl Default for ScanOptions {
@@ -79,7 +96,119 @@ impl Default for ScanOptions {
             now: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
+            cancel: Cancel::default(),
         }
+    }
+}
+
+impl ScanOptions {
+    /// Options made and checked in one place: the limits shared by several stages (the header
+    /// block cap is the splitter's and the header parser's) are set once here.
+    pub fn builder() -> OptionsBuilder {
+        OptionsBuilder {
+            opts: ScanOptions::default(),
+            max_message_bytes: None,
+            max_header_bytes: None,
+        }
+    }
+}
+
+/// Builds [`ScanOptions`]; see [`ScanOptions::builder`].
+#[derive(Debug, Clone)]
+pub struct OptionsBuilder {
+    opts: ScanOptions,
+    max_message_bytes: Option<usize>,
+    max_header_bytes: Option<usize>,
+}
+
+/// Options that cannot work together or at all.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum OptionsError {
+    #[error("the largest message must be at least 1 byte")]
+    NoMessageRoom,
+    #[error("the largest header block must be at least 1 byte")]
+    NoHeaderRoom,
+    #[error("no output format")]
+    NoFormat,
+}
+
+impl OptionsBuilder {
+    /// Worker threads (0: one per core).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.opts.threads = threads;
+        self
+    }
+    /// Memory-map regular files (the default) or read them with buffered reads.
+    pub fn mmap(mut self, mmap: bool) -> Self {
+        self.opts.mmap = mmap;
+        self
+    }
+    /// The formats of the result tables.
+    pub fn formats(mut self, formats: Formats) -> Self {
+        self.opts.formats = formats;
+        self
+    }
+    /// Write CSV cells as they are (no spreadsheet formula guard).
+    pub fn raw_cells(mut self, raw: bool) -> Self {
+        self.opts.raw_cells = raw;
+        self
+    }
+    /// Also describe every Received hop (the `received` table).
+    pub fn received(mut self, hops: bool) -> Self {
+        self.opts.read.hops = hops;
+        self
+    }
+    /// The largest message kept (larger ones are `too-large`).
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = Some(bytes);
+        self
+    }
+    /// The largest header block (larger ones are `header-too-large`).
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = Some(bytes);
+        self
+    }
+    /// Verify DKIM with this verifier (None: no verification, no signatures table).
+    pub fn dkim(mut self, verifier: Option<Arc<Verifier>>) -> Self {
+        self.opts.dkim = verifier;
+        self
+    }
+    /// Group campaigns and look for relay abuse with these hop rules (None: off).
+    pub fn campaigns(mut self, rules: Option<Arc<Rules>>) -> Self {
+        self.opts.campaigns = rules;
+        self
+    }
+    /// The run's start time (Unix seconds): the verification time of "now".
+    pub fn now(mut self, now: i64) -> Self {
+        self.opts.now = now;
+        self
+    }
+    /// A token that stops the run when cancelled.
+    pub fn cancel(mut self, cancel: Cancel) -> Self {
+        self.opts.cancel = cancel;
+        self
+    }
+
+    /// The options, checked.
+    pub fn build(self) -> Result<ScanOptions, OptionsError> {
+        let mut opts = self.opts;
+        if !(opts.formats.csv || opts.formats.parquet || opts.formats.jsonl) {
+            return Err(OptionsError::NoFormat);
+        }
+        if let Some(bytes) = self.max_message_bytes {
+            if bytes == 0 {
+                return Err(OptionsError::NoMessageRoom);
+            }
+            opts.stream = opts.stream.with_max_message(bytes);
+        }
+        if let Some(bytes) = self.max_header_bytes {
+            if bytes == 0 {
+                return Err(OptionsError::NoHeaderRoom);
+            }
+            opts.read.header_limits.max_header_bytes = bytes;
+            opts.stream.split.max_header_bytes = bytes;
+        }
+        Ok(opts)
     }
 }
 
@@ -202,13 +331,13 @@ pub fn scan(
     )?;
     let (mut totals, lost_units) = (ran.totals, ran.lost_units);
     // On every early return the pending files are dropped, which removes them.
-    if lost_units && !INTERRUPTED.load(Ordering::SeqCst) {
+    if lost_units && !opts.cancel.is_cancelled() {
         return Err(ScanError::Incomplete);
     }
     if let Some(e) = write_error {
         return Err(e.into());
     }
-    if INTERRUPTED.load(Ordering::SeqCst) || output::aborted() {
+    if opts.cancel.is_cancelled() || output::aborted() {
         return Err(ScanError::Interrupted);
     }
     totals.notes.sort();
@@ -246,7 +375,7 @@ pub fn scan(
         Some(files) => files.finish()?,
         None => Vec::new(),
     };
-    if INTERRUPTED.load(Ordering::SeqCst) || output::aborted() {
+    if opts.cancel.is_cancelled() || output::aborted() {
         return Err(ScanError::Interrupted);
     }
     let mut report = ScanReport {
@@ -280,6 +409,62 @@ pub fn scan(
         e => ScanError::Output(e),
     })?;
     Ok(report)
+}
+
+/// Receives each message's typed record, in input order ([`scan_messages`]).
+pub trait MessageSink {
+    /// One message; return false to stop the scan.
+    fn message(&mut self, message: &Message) -> bool;
+}
+
+impl<F: FnMut(&Message) -> bool> MessageSink for F {
+    fn message(&mut self, message: &Message) -> bool {
+        self(message)
+    }
+}
+
+/// Read `inputs` and hand every message's typed record to `sink`, in input order, on the calling
+/// thread, writing no files. Parsing, Received classification and DKIM (when `opts.dkim` is
+/// set) run across all cores as in [`scan`]; campaigns and relay abuse, which are decided over
+/// the whole corpus, are not (they are in [`scan`]'s output). Gives the run's totals.
+pub fn scan_messages(
+    inputs: &[PathBuf],
+    opts: &ScanOptions,
+    sink: &mut dyn MessageSink,
+) -> Result<Totals, ScanError> {
+    let mut opts = opts.clone();
+    opts.campaigns = None;
+    opts.formats = Formats {
+        csv: false,
+        parquet: false,
+        jsonl: false,
+    };
+    let mut stopped = false;
+    let ran = pipeline(
+        inputs,
+        &opts,
+        None,
+        thread_count(&opts),
+        &mut |out| {
+            for m in &out.records {
+                if !sink.message(m) {
+                    stopped = true;
+                    return false;
+                }
+            }
+            true
+        },
+        &mut |_| {},
+    )?;
+    if opts.cancel.is_cancelled() {
+        return Err(ScanError::Interrupted);
+    }
+    if ran.lost_units && !stopped {
+        return Err(ScanError::Incomplete);
+    }
+    let mut totals = ran.totals;
+    totals.notes.sort();
+    Ok(totals)
 }
 
 /// The tables a scan writes in every format asked for.
@@ -317,6 +502,8 @@ pub struct UnitOutput {
     pub totals: Totals,
     /// The grouping stage's facts, one per message (campaigns on).
     pub facts: Facts,
+    /// The messages themselves, for a [`MessageSink`] (kept when no file format is asked for).
+    pub records: Vec<Message>,
 }
 
 impl UnitOutput {
@@ -330,6 +517,7 @@ impl UnitOutput {
             received: Rows::new(&columns_of(RECEIVED_COLUMNS), opts.formats, opts.raw_cells),
             totals: Totals::default(),
             facts: Facts::default(),
+            records: Vec::new(),
         }
     }
 
@@ -343,11 +531,19 @@ impl UnitOutput {
         self.facts.facts.clear();
         self.facts.keys.clear();
         self.facts.text.clear();
+        self.records.clear();
     }
 
     /// Add one message's rows: its `messages` row (spilled when campaigns are on), a
     /// `signatures` row per signature and a `received` row per hop.
     pub fn add(&mut self, m: &Message, campaigns: bool) {
+        if !(self.messages.formats().csv
+            || self.messages.formats().parquet
+            || self.messages.formats().jsonl)
+        {
+            self.records.push(m.clone());
+            return;
+        }
         if campaigns {
             let start = self.spilled.len();
             self.spill.write(
@@ -430,7 +626,7 @@ pub fn collect_key_names(
         &mut |_| true,
         &mut |_| {},
     )?;
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if opts.cancel.is_cancelled() {
         return Err(ScanError::Interrupted);
     }
     Ok(ran.totals.key_names)
@@ -470,7 +666,7 @@ fn pipeline(
         .build()
         .map_err(|e| ScanError::Threads(e.to_string()))?;
 
-    let window = Window::new(4 * threads + 2);
+    let window = Window::new(4 * threads + 2, opts.cancel.clone());
     let buffers = Arc::new(BufferPool::new(2 * (4 * threads + 2)));
     let (tx, rx) = mpsc::channel::<(u64, UnitOutput)>();
     let mut totals = Totals::default();
@@ -552,14 +748,16 @@ struct Window {
     state: Mutex<(usize, bool)>,
     cond: Condvar,
     max: usize,
+    cancel: Cancel,
 }
 
 impl Window {
-    fn new(max: usize) -> Self {
+    fn new(max: usize, cancel: Cancel) -> Self {
         Window {
             state: Mutex::new((0, false)),
             cond: Condvar::new(),
             max,
+            cancel,
         }
     }
     /// Wait for room; false when the window was closed (stop producing).
@@ -568,7 +766,7 @@ impl Window {
         while st.0 >= self.max && !st.1 {
             st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
         }
-        if st.1 || INTERRUPTED.load(Ordering::Relaxed) {
+        if st.1 || self.cancel.is_cancelled() {
             return false;
         }
         st.0 += 1;
@@ -604,7 +802,7 @@ fn produce(inputs: &[PathBuf], opts: &ScanOptions, out_dir: Option<&Path>, emit:
         batch.is_empty() || emit(Work::Files(std::mem::take(batch)))
     };
     input::walk(inputs, out_dir, |found| {
-        if !going || INTERRUPTED.load(Ordering::Relaxed) {
+        if !going || opts.cancel.is_cancelled() {
             going = false;
             return;
         }

@@ -282,7 +282,7 @@ pub fn gather(input: Input<'_, '_>, scratch: &mut Scratch, out: &mut Facts) {
 
 /// The key of a To field's first address (`R`), for distinct recipient counts. The common field
 /// (one address, bare or in angle brackets, no quotes, comments or groups) is read directly;
-/// anything else goes through the full address parser ([`recipient_key_parsed`], the oracle).
+/// anything else goes through the full address parser (`recipient_key_parsed`, the oracle).
 pub fn recipient_key(value: &[u8]) -> u64 {
     match simple_address(value) {
         Some(addr) if addr.len() <= 256 => {

@@ -2,7 +2,7 @@
 //!
 //! Takes an item's bytes and where they came from, and fills the reader's [`Message`]: header
 //! fields (parsed by [`crate::headers`]), the Received chain classified ([`crate::classify`]),
-//! DKIM verified ([`crate::auth`]), the sending Microsoft 365 tenant ([`tenant`]) and, when
+//! DKIM verified ([`crate::auth`]), the sending Microsoft 365 tenant (`tenant`) and, when
 //! campaigns are on, the facts the grouping stage needs ([`facts`]). Only the fields written out
 //! are decoded. Outputs read the [`Message`]; nothing reads encoded rows back.
 

@@ -411,6 +411,11 @@ impl Rows {
         }
     }
 
+    /// The formats these rows are encoded in.
+    pub fn formats(&self) -> Formats {
+        self.formats
+    }
+
     /// Empty the rows, keeping their buffers.
     pub fn clear(&mut self) {
         self.csv.clear();
