@@ -1,4 +1,4 @@
-//! The pipeline: inputs → split → headers → classify → rows → output, across all cores.
+//! The pipeline: input → split → message → group → output, wired across all cores.
 //!
 //! Takes input paths and options and gives the result files in the output directory plus a
 //! [`ScanReport`]. One producer thread walks the inputs, maps or streams each file and cuts it
@@ -8,14 +8,10 @@
 //! on scheduling.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use memmap2::Mmap;
 use thiserror::Error;
 
 use crate::aggregate::Totals;
@@ -23,35 +19,18 @@ use crate::auth::Verifier;
 use crate::campaign::{CampaignReport, Grouping};
 use crate::classify::received::Hop;
 use crate::classify::rules::Rules;
-use crate::headers::{Headers, Malformed};
-use crate::input::stream::{self, Sink, StreamLimits};
-use crate::input::{self, Format, Found, SNIFF_BYTES};
+use crate::headers::Headers;
+use crate::input::stream::StreamLimits;
+use crate::input::units;
 use crate::message::{Facts, ReadOptions, Reader};
 use crate::output::{self, Formats, OutputError, PendingFile, Rows, TableFiles, spill};
 use crate::schema::{
     self, DECIDED_COLUMNS, Decided, HopRow, MESSAGE_COLUMNS, Message, RECEIVED_COLUMNS,
     SIGNATURE_COLUMNS, SignatureRow,
 };
-use crate::split;
-use crate::work::{Bytes, FileJob, Item, ItemKind, Note, Work};
+use crate::work::{Note, Work};
 
-/// Stops a scan early: the scan then commits nothing and returns [`ScanError::Interrupted`].
-/// Clones share one flag (the CLI cancels on Ctrl-C from its signal handler).
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    pub fn new() -> Cancel {
-        Cancel::default()
-    }
-    /// Ask every scan holding this token to stop.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+pub use crate::work::Cancel;
 
 /// How a scan runs.
 #[derive(Debug, Clone)]
@@ -680,7 +659,13 @@ fn pipeline(
         let producer = s.spawn(move || {
             let buffers = producer_buffers;
             let mut seq = 0u64;
-            produce(inputs, opts, out_dir, &mut |work| {
+            let reading = units::Reading {
+                mmap: opts.mmap,
+                small_file_bytes: opts.small_file_bytes,
+                stream: &opts.stream,
+                cancel: &opts.cancel,
+            };
+            units::produce(inputs, &reading, out_dir, &mut |work| {
                 if !window.acquire() {
                     return false;
                 }
@@ -787,319 +772,6 @@ impl Window {
     }
 }
 
-fn source_name(path: &Path) -> Arc<str> {
-    path.to_string_lossy().into()
-}
-
-/// Walk the inputs and cut them into work units, in input order. `emit` returns false when the
-/// scan is stopping; the walk then ends early.
-fn produce(inputs: &[PathBuf], opts: &ScanOptions, out_dir: Option<&Path>, emit: &mut Sink<'_>) {
-    let mut batch: Vec<FileJob> = Vec::new();
-    let mut batch_bytes = 0u64;
-    let mut going = true;
-    let flush = |batch: &mut Vec<FileJob>, bytes: &mut u64, emit: &mut Sink<'_>| {
-        *bytes = 0;
-        batch.is_empty() || emit(Work::Files(std::mem::take(batch)))
-    };
-    input::walk(inputs, out_dir, |found| {
-        if !going || opts.cancel.is_cancelled() {
-            going = false;
-            return;
-        }
-        going = match found {
-            Found::File {
-                path,
-                size: Some(size),
-                in_maildir,
-            } if size < opts.small_file_bytes => {
-                // Small files are read here (one open per file) and sniffed: compressed and tar
-                // files go to the streaming path, whatever their size, so their expansion is
-                // split into bounded units like any large input.
-                let source = source_name(&path);
-                match read_file(&path) {
-                    Err(e) => emit(Work::Note(Note::unreadable(&source, &e))),
-                    Ok(data) => {
-                        let format = input::sniff(&data[..data.len().min(SNIFF_BYTES)]);
-                        if format.is_compressed() || format == Format::Tar {
-                            flush(&mut batch, &mut batch_bytes, emit)
-                                && emit(Work::FileOpened {
-                                    bytes: data.len() as u64,
-                                })
-                                && stream::read_stream(
-                                    &mut std::io::Cursor::new(data),
-                                    &source,
-                                    0,
-                                    &opts.stream,
-                                    in_maildir,
-                                    emit,
-                                )
-                        } else {
-                            batch_bytes += size;
-                            batch.push(FileJob {
-                                source,
-                                data,
-                                in_maildir,
-                            });
-                            if batch_bytes >= opts.stream.block_bytes as u64 || batch.len() >= 512 {
-                                flush(&mut batch, &mut batch_bytes, emit)
-                            } else {
-                                true
-                            }
-                        }
-                    }
-                }
-            }
-            Found::File {
-                path,
-                size,
-                in_maildir,
-            } => {
-                flush(&mut batch, &mut batch_bytes, emit)
-                    && read_large(&path, size, in_maildir, opts, emit)
-            }
-            Found::Stdin => {
-                flush(&mut batch, &mut batch_bytes, emit)
-                    && emit(Work::FileOpened { bytes: 0 })
-                    && {
-                        let stdin = std::io::stdin();
-                        let mut lock = stdin.lock();
-                        stream::read_stream(&mut lock, &"-".into(), 0, &opts.stream, false, emit)
-                    }
-            }
-            Found::Skipped { path, reason } => {
-                emit(Work::Note(Note::skipped(&path.to_string_lossy(), reason)))
-            }
-            Found::Unreadable { path, error } => emit(Work::Note(Note {
-                path: path.to_string_lossy().into_owned(),
-                status: "unreadable",
-                reason: error,
-            })),
-        };
-    });
-    if going {
-        flush(&mut batch, &mut batch_bytes, emit);
-    }
-}
-
-/// A file too large to batch: map it and split it here, or stream it.
-fn read_large(
-    path: &Path,
-    size: Option<u64>,
-    in_maildir: bool,
-    opts: &ScanOptions,
-    emit: &mut Sink<'_>,
-) -> bool {
-    let source = source_name(path);
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => return emit(Work::Note(Note::unreadable(&source, &e))),
-    };
-    if !emit(Work::FileOpened {
-        bytes: size.unwrap_or(0),
-    }) {
-        return false;
-    }
-    let opened = match size.and_then(|_| Snapshot::of(&file).ok()) {
-        Some(snapshot) => snapshot,
-        None => {
-            // A pipe or a device: a stream with no size to hold it to.
-            let mut reader = BufReader::with_capacity(1 << 20, file);
-            return stream::read_stream(&mut reader, &source, 0, &opts.stream, in_maildir, emit);
-        }
-    };
-    if !opts.mmap {
-        let mut reader = BufReader::with_capacity(1 << 20, Watched::new(file, opened));
-        return stream::read_stream(&mut reader, &source, 0, &opts.stream, in_maildir, emit);
-    }
-    let mut head = vec![0u8; SNIFF_BYTES];
-    let n = match read_head(&file, &mut head) {
-        Ok(n) => n,
-        Err(e) => return emit(Work::Note(Note::unreadable(&source, &e))),
-    };
-    let format = input::sniff(&head[..n]);
-    if format.is_compressed() || format == Format::Tar {
-        let mut reader = BufReader::with_capacity(1 << 20, Watched::new(file, opened));
-        return stream::read_stream(&mut reader, &source, 0, &opts.stream, in_maildir, emit);
-    }
-    // SAFETY: the map is read-only and private to this process. If another process truncates
-    // the file while it is mapped, reading the lost pages raises SIGBUS and the run stops; the
-    // README says so and offers --no-mmap for such filesystems.
-    let map = match unsafe { Mmap::map(&file) } {
-        Ok(m) => Arc::new(m),
-        Err(e) => return emit(Work::Note(Note::unreadable(&source, &e))),
-    };
-    #[cfg(unix)]
-    let _ = map.advise(memmap2::Advice::Sequential);
-    let len = map.len();
-    let cap = opts.stream.max_message_bytes;
-    let format = input::detect(&map[..len.min(cap)], !in_maildir);
-    if format == Format::NotMail && !in_maildir {
-        return emit(Work::Note(Note::skipped(&source, "not-mail")));
-    }
-    // The file's last unit is held back until the file is known not to have changed under the map.
-    let mut pending: Option<Vec<Item>> = None;
-    let mut send = |items: Vec<Item>, emit: &mut Sink<'_>| {
-        let unit = pending.replace(items).map(|items| Work::Messages {
-            source: source.clone(),
-            data: Bytes::Mapped(map.clone()),
-            items,
-        });
-        unit.is_none_or(&mut *emit)
-    };
-    if format != Format::Mbox {
-        send(vec![Item::whole(len)], emit);
-    } else {
-        let data: &[u8] = &map;
-        let first = split::first_entry(data).unwrap_or(len);
-        let mut items: Vec<Item> = split::leading_entry(data, first)
-            .map(|e| Item::from_entry(&e, 0))
-            .into_iter()
-            .collect();
-        let mut pos = first;
-        let mut entries = Vec::new();
-        while pos < len {
-            entries.clear();
-            let planned = split::plan_entries(
-                data,
-                pos,
-                true,
-                opts.stream.block_bytes,
-                &opts.stream.split,
-                &mut entries,
-            );
-            items.extend(entries.iter().map(|e| Item::from_entry(e, 0)));
-            if !send(std::mem::take(&mut items), emit) {
-                return false;
-            }
-            pos = planned.next;
-        }
-        if !items.is_empty() && !send(items, emit) {
-            return false;
-        }
-    }
-    let Some(mut last) = pending else {
-        return true;
-    };
-    if let Err(e) = opened.check(&file) {
-        if let Some(item) = last.last_mut() {
-            item.kind = ItemKind::Failed(Malformed::ReadError);
-        }
-        if !emit(Work::Note(Note::unreadable(&source, &e))) {
-            return false;
-        }
-    }
-    emit(Work::Messages {
-        source,
-        data: Bytes::Mapped(map),
-        items: last,
-    })
-}
-
-/// A file's size and modification time when it was opened, to tell whether it changed while read.
-#[derive(Debug, Clone, Copy)]
-struct Snapshot {
-    size: u64,
-    modified: Option<std::time::SystemTime>,
-}
-
-impl Snapshot {
-    fn of(file: &File) -> std::io::Result<Snapshot> {
-        let meta = file.metadata()?;
-        Ok(Snapshot {
-            size: meta.len(),
-            modified: meta.modified().ok(),
-        })
-    }
-
-    /// An error when the file no longer has the size and modification time it was opened with.
-    fn check(&self, file: &File) -> std::io::Result<()> {
-        let now = Snapshot::of(file)?;
-        if now.size != self.size || now.modified != self.modified {
-            return Err(std::io::Error::other(format!(
-                "the file changed while it was read ({} bytes when opened, {} now{})",
-                self.size,
-                now.size,
-                if now.modified != self.modified {
-                    ", modified since"
-                } else {
-                    ""
-                }
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// A regular file read as a stream, held to what it was when opened: it yields at most the bytes
-/// it had then, and its end is an error when it came short or the file's size or modification
-/// time changed meanwhile — so a file truncated, grown or rewritten during the read makes its
-/// last message a `read-error` and the run partial, never a silent short answer.
-struct Watched {
-    file: File,
-    opened: Snapshot,
-    read: u64,
-    /// The end, once checked (readers ask again after the end).
-    ended: Option<Result<(), String>>,
-}
-
-impl Watched {
-    fn new(file: File, opened: Snapshot) -> Watched {
-        Watched {
-            file,
-            opened,
-            read: 0,
-            ended: None,
-        }
-    }
-
-    fn end(&mut self) -> std::io::Result<usize> {
-        let ended = self.ended.get_or_insert_with(|| {
-            if self.read < self.opened.size {
-                return Err(format!(
-                    "the file changed while it was read (it ended after {} of its {} bytes)",
-                    self.read, self.opened.size
-                ));
-            }
-            self.opened.check(&self.file).map_err(|e| e.to_string())
-        });
-        match ended {
-            Ok(()) => Ok(0),
-            Err(message) => Err(std::io::Error::other(message.clone())),
-        }
-    }
-}
-
-impl Read for Watched {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let room = self.opened.size - self.read;
-        if room == 0 || buf.is_empty() {
-            return if buf.is_empty() { Ok(0) } else { self.end() };
-        }
-        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-        match self.file.read(&mut buf[..want])? {
-            0 => self.end(),
-            n => {
-                self.read += n as u64;
-                Ok(n)
-            }
-        }
-    }
-}
-
-fn read_head(file: &File, head: &mut [u8]) -> std::io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let mut n = 0;
-    while n < head.len() {
-        match file.read_at(&mut head[n..], n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// Turn one unit into rows and counts.
 pub fn run(work: Work, opts: &ScanOptions, out: &mut UnitOutput) {
     match work {
@@ -1143,7 +815,12 @@ pub fn run(work: Work, opts: &ScanOptions, out: &mut UnitOutput) {
         }
         Work::Files(jobs) => {
             for job in jobs {
-                read_small(job, opts, out);
+                out.totals.files += 1;
+                out.totals.bytes += job.data.len() as u64;
+                match units::small_file(job, &opts.stream) {
+                    Ok(work) => run(work, opts, out),
+                    Err(note) => out.totals.notes.push(note),
+                }
             }
         }
         Work::Note(note) => out.totals.notes.push(note),
@@ -1151,121 +828,5 @@ pub fn run(work: Work, opts: &ScanOptions, out: &mut UnitOutput) {
             out.totals.files += 1;
             out.totals.bytes += bytes;
         }
-    }
-}
-
-/// A small file already read by the producer (and known not to be compressed or tar).
-fn read_small(job: FileJob, opts: &ScanOptions, out: &mut UnitOutput) {
-    out.totals.files += 1;
-    out.totals.bytes += job.data.len() as u64;
-    let data = job.data;
-    let cap = opts.stream.max_message_bytes;
-    let format = input::detect(&data[..data.len().min(cap)], !job.in_maildir);
-    let len = data.len();
-    let items = match format {
-        Format::Mbox => split::split_all(&data, &opts.stream.split)
-            .iter()
-            .map(|e| Item::from_entry(e, 0))
-            .collect(),
-        // An empty file in a tree of messages is a message that lost its bytes: counted as such.
-        Format::NotMail if !job.in_maildir && !data.is_empty() => {
-            out.totals
-                .notes
-                .push(Note::skipped(&job.source, "not-mail"));
-            return;
-        }
-        _ => vec![Item::whole(len)],
-    };
-    run(
-        Work::Messages {
-            source: job.source,
-            data: Bytes::Owned(data),
-            items,
-        },
-        opts,
-        out,
-    );
-}
-
-fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = File::open(path)?;
-    let mut v = Vec::new();
-    f.read_to_end(&mut v)?;
-    Ok(v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    const MBOX: &[u8] = b"From a@b Mon May  6 00:10:11 2024\nSubject: one\n\nfirst body\n\nFrom c@d Mon May  6 00:11:11 2024\nSubject: two\n\nsecond body, long enough to be cut in two\n\nFrom e@f Mon May  6 00:12:11 2024\nSubject: three\n\nthird\n";
-
-    /// Read `path` as `--no-mmap` does, after `change` has done its work on the open file.
-    fn read_watched(change: impl FnOnce(&Path)) -> (Vec<Item>, Vec<Note>) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("changing.mbox");
-        std::fs::write(&path, MBOX).unwrap();
-        let file = File::open(&path).unwrap();
-        let opened = Snapshot::of(&file).unwrap();
-        change(&path);
-        let mut reader = BufReader::new(Watched::new(file, opened));
-        let (mut items, mut notes) = (Vec::new(), Vec::new());
-        let limits = StreamLimits::default();
-        stream::read_stream(&mut reader, &"x".into(), 0, &limits, false, &mut |w| {
-            match w {
-                Work::Messages { items: i, .. } => items.extend(i),
-                Work::Note(n) => notes.push(n),
-                _ => {}
-            }
-            true
-        });
-        (items, notes)
-    }
-
-    #[test]
-    fn an_unchanged_file_reads_whole() {
-        let (items, notes) = read_watched(|_| {});
-        assert_eq!(items.len(), 3);
-        assert!(
-            items
-                .iter()
-                .all(|i| i.kind == ItemKind::Entry(split::EntryKind::Message))
-        );
-        assert!(notes.is_empty());
-    }
-
-    #[test]
-    fn a_file_that_shrinks_while_read_ends_in_a_read_error() {
-        let cut = MBOX.len() - 30;
-        let (items, notes) = read_watched(|p| {
-            let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
-            f.set_len(cut as u64).unwrap();
-        });
-        let last = items.last().unwrap();
-        assert_eq!(last.kind, ItemKind::Failed(Malformed::ReadError));
-        assert_eq!(notes.len(), 1);
-        assert_eq!(notes[0].status, "unreadable");
-        assert!(
-            notes[0].reason.contains("changed while it was read"),
-            "{notes:?}"
-        );
-    }
-
-    #[test]
-    fn a_file_that_grows_while_read_ends_in_a_read_error() {
-        let (items, notes) = read_watched(|p| {
-            let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
-            f.write_all(b"\nFrom g@h Mon May  6 00:13:11 2024\nSubject: four\n\nx\n")
-                .unwrap();
-        });
-        // Only the bytes the file had when opened are read, and the change is reported.
-        assert_eq!(items.len(), 3);
-        assert_eq!(items[2].kind, ItemKind::Failed(Malformed::ReadError));
-        assert_eq!(notes.len(), 1);
-        assert!(
-            notes[0].reason.contains("changed while it was read"),
-            "{notes:?}"
-        );
     }
 }

@@ -4,11 +4,30 @@
 //! writes the rows back in that same order, so output never depends on scheduling.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use memmap2::Mmap;
 
 use crate::headers::Malformed;
 use crate::split::EntryKind;
+
+/// Stops a scan early: the scan then commits nothing and says it was interrupted.
+/// Clones share one flag (the CLI cancels on Ctrl-C from its signal handler).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+    /// Ask every scan holding this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// Bytes a work unit reads from: a shared read-only memory map, or an owned buffer.
 pub enum Bytes {

@@ -8,6 +8,7 @@
 //! [`stream`].
 
 pub mod stream;
+pub mod units;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,459 @@
+//! Work units from every kind of source: the input stage's output.
+//!
+//! Takes the paths to scan and gives [`Work`] units in input order: small files read and batched
+//! (a worker sniffs and splits them, [`small_file`]), large files mapped and cut into blocks of
+//! whole messages at the splitter's boundaries, compressed files, tar archives, pipes and
+//! standard input streamed ([`super::stream`]), and notes for what is skipped or unreadable. A
+//! file that changes while it is read ends in a read error, never in a silent mix.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use super::stream::{self, Sink, StreamLimits};
+use super::{Format, Found, SNIFF_BYTES, detect, sniff, walk};
+use crate::headers::Malformed;
+use crate::split;
+use crate::work::{Bytes, Cancel, FileJob, Item, ItemKind, Note, Work};
+
+/// How inputs are read.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading<'a> {
+    /// Memory-map regular files (else buffered reads).
+    pub mmap: bool,
+    /// Files smaller than this are read whole and batched.
+    pub small_file_bytes: u64,
+    pub stream: &'a StreamLimits,
+    /// Stops the walk when cancelled.
+    pub cancel: &'a Cancel,
+}
+
+fn source_name(path: &Path) -> Arc<str> {
+    path.to_string_lossy().into()
+}
+
+/// Walk the inputs and cut them into work units, in input order. `emit` returns false when the
+/// scan is stopping; the walk then ends early.
+pub fn produce(
+    inputs: &[PathBuf],
+    opts: &Reading<'_>,
+    out_dir: Option<&Path>,
+    emit: &mut Sink<'_>,
+) {
+    let mut batch: Vec<FileJob> = Vec::new();
+    let mut batch_bytes = 0u64;
+    let mut going = true;
+    let flush = |batch: &mut Vec<FileJob>, bytes: &mut u64, emit: &mut Sink<'_>| {
+        *bytes = 0;
+        batch.is_empty() || emit(Work::Files(std::mem::take(batch)))
+    };
+    walk(inputs, out_dir, |found| {
+        if !going || opts.cancel.is_cancelled() {
+            going = false;
+            return;
+        }
+        going = match found {
+            Found::File {
+                path,
+                size: Some(size),
+                in_maildir,
+            } if size < opts.small_file_bytes => {
+                // Small files are read here (one open per file) and sniffed: compressed and tar
+                // files go to the streaming path, whatever their size, so their expansion is
+                // split into bounded units like any large input.
+                let source = source_name(&path);
+                match read_file(&path) {
+                    Err(e) => emit(Work::Note(Note::unreadable(&source, &e))),
+                    Ok(data) => {
+                        let format = sniff(&data[..data.len().min(SNIFF_BYTES)]);
+                        if format.is_compressed() || format == Format::Tar {
+                            flush(&mut batch, &mut batch_bytes, emit)
+                                && emit(Work::FileOpened {
+                                    bytes: data.len() as u64,
+                                })
+                                && stream::read_stream(
+                                    &mut std::io::Cursor::new(data),
+                                    &source,
+                                    0,
+                                    opts.stream,
+                                    in_maildir,
+                                    emit,
+                                )
+                        } else {
+                            batch_bytes += size;
+                            batch.push(FileJob {
+                                source,
+                                data,
+                                in_maildir,
+                            });
+                            if batch_bytes >= opts.stream.block_bytes as u64 || batch.len() >= 512 {
+                                flush(&mut batch, &mut batch_bytes, emit)
+                            } else {
+                                true
+                            }
+                        }
+                    }
+                }
+            }
+            Found::File {
+                path,
+                size,
+                in_maildir,
+            } => {
+                flush(&mut batch, &mut batch_bytes, emit)
+                    && read_large(&path, size, in_maildir, opts, emit)
+            }
+            Found::Stdin => {
+                flush(&mut batch, &mut batch_bytes, emit)
+                    && emit(Work::FileOpened { bytes: 0 })
+                    && {
+                        let stdin = std::io::stdin();
+                        let mut lock = stdin.lock();
+                        stream::read_stream(&mut lock, &"-".into(), 0, opts.stream, false, emit)
+                    }
+            }
+            Found::Skipped { path, reason } => {
+                emit(Work::Note(Note::skipped(&path.to_string_lossy(), reason)))
+            }
+            Found::Unreadable { path, error } => emit(Work::Note(Note {
+                path: path.to_string_lossy().into_owned(),
+                status: "unreadable",
+                reason: error,
+            })),
+        };
+    });
+    if going {
+        flush(&mut batch, &mut batch_bytes, emit);
+    }
+}
+
+/// A file too large to batch: map it and split it here, or stream it.
+fn read_large(
+    path: &Path,
+    size: Option<u64>,
+    in_maildir: bool,
+    opts: &Reading<'_>,
+    emit: &mut Sink<'_>,
+) -> bool {
+    let source = source_name(path);
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return emit(Work::Note(Note::unreadable(&source, &e))),
+    };
+    if !emit(Work::FileOpened {
+        bytes: size.unwrap_or(0),
+    }) {
+        return false;
+    }
+    let opened = match size.and_then(|_| Snapshot::of(&file).ok()) {
+        Some(snapshot) => snapshot,
+        None => {
+            // A pipe or a device: a stream with no size to hold it to.
+            let mut reader = BufReader::with_capacity(1 << 20, file);
+            return stream::read_stream(&mut reader, &source, 0, opts.stream, in_maildir, emit);
+        }
+    };
+    if !opts.mmap {
+        let mut reader = BufReader::with_capacity(1 << 20, Watched::new(file, opened));
+        return stream::read_stream(&mut reader, &source, 0, opts.stream, in_maildir, emit);
+    }
+    let mut head = vec![0u8; SNIFF_BYTES];
+    let n = match read_head(&file, &mut head) {
+        Ok(n) => n,
+        Err(e) => return emit(Work::Note(Note::unreadable(&source, &e))),
+    };
+    let format = sniff(&head[..n]);
+    if format.is_compressed() || format == Format::Tar {
+        let mut reader = BufReader::with_capacity(1 << 20, Watched::new(file, opened));
+        return stream::read_stream(&mut reader, &source, 0, opts.stream, in_maildir, emit);
+    }
+    // SAFETY: the map is read-only and private to this process. If another process truncates
+    // the file while it is mapped, reading the lost pages raises SIGBUS and the run stops; the
+    // README says so and offers --no-mmap for such filesystems.
+    let map = match unsafe { Mmap::map(&file) } {
+        Ok(m) => Arc::new(m),
+        Err(e) => return emit(Work::Note(Note::unreadable(&source, &e))),
+    };
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let len = map.len();
+    let cap = opts.stream.max_message_bytes;
+    let format = detect(&map[..len.min(cap)], !in_maildir);
+    if format == Format::NotMail && !in_maildir {
+        return emit(Work::Note(Note::skipped(&source, "not-mail")));
+    }
+    // The file's last unit is held back until the file is known not to have changed under the map.
+    let mut pending: Option<Vec<Item>> = None;
+    let mut send = |items: Vec<Item>, emit: &mut Sink<'_>| {
+        let unit = pending.replace(items).map(|items| Work::Messages {
+            source: source.clone(),
+            data: Bytes::Mapped(map.clone()),
+            items,
+        });
+        unit.is_none_or(&mut *emit)
+    };
+    if format != Format::Mbox {
+        send(vec![Item::whole(len)], emit);
+    } else {
+        let data: &[u8] = &map;
+        let first = split::first_entry(data).unwrap_or(len);
+        let mut items: Vec<Item> = split::leading_entry(data, first)
+            .map(|e| Item::from_entry(&e, 0))
+            .into_iter()
+            .collect();
+        let mut pos = first;
+        let mut entries = Vec::new();
+        while pos < len {
+            entries.clear();
+            let planned = split::plan_entries(
+                data,
+                pos,
+                true,
+                opts.stream.block_bytes,
+                &opts.stream.split,
+                &mut entries,
+            );
+            items.extend(entries.iter().map(|e| Item::from_entry(e, 0)));
+            if !send(std::mem::take(&mut items), emit) {
+                return false;
+            }
+            pos = planned.next;
+        }
+        if !items.is_empty() && !send(items, emit) {
+            return false;
+        }
+    }
+    let Some(mut last) = pending else {
+        return true;
+    };
+    if let Err(e) = opened.check(&file) {
+        if let Some(item) = last.last_mut() {
+            item.kind = ItemKind::Failed(Malformed::ReadError);
+        }
+        if !emit(Work::Note(Note::unreadable(&source, &e))) {
+            return false;
+        }
+    }
+    emit(Work::Messages {
+        source,
+        data: Bytes::Mapped(map),
+        items: last,
+    })
+}
+
+/// A file's size and modification time when it was opened, to tell whether it changed while read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Snapshot {
+    size: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Snapshot {
+    pub(crate) fn of(file: &File) -> std::io::Result<Snapshot> {
+        let meta = file.metadata()?;
+        Ok(Snapshot {
+            size: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+
+    /// An error when the file no longer has the size and modification time it was opened with.
+    fn check(&self, file: &File) -> std::io::Result<()> {
+        let now = Snapshot::of(file)?;
+        if now.size != self.size || now.modified != self.modified {
+            return Err(std::io::Error::other(format!(
+                "the file changed while it was read ({} bytes when opened, {} now{})",
+                self.size,
+                now.size,
+                if now.modified != self.modified {
+                    ", modified since"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A regular file read as a stream, held to what it was when opened: it yields at most the bytes
+/// it had then, and its end is an error when it came short or the file's size or modification
+/// time changed meanwhile — so a file truncated, grown or rewritten during the read makes its
+/// last message a `read-error` and the run partial, never a silent short answer.
+pub(crate) struct Watched {
+    file: File,
+    opened: Snapshot,
+    read: u64,
+    /// The end, once checked (readers ask again after the end).
+    ended: Option<Result<(), String>>,
+}
+
+impl Watched {
+    pub(crate) fn new(file: File, opened: Snapshot) -> Watched {
+        Watched {
+            file,
+            opened,
+            read: 0,
+            ended: None,
+        }
+    }
+
+    fn end(&mut self) -> std::io::Result<usize> {
+        let ended = self.ended.get_or_insert_with(|| {
+            if self.read < self.opened.size {
+                return Err(format!(
+                    "the file changed while it was read (it ended after {} of its {} bytes)",
+                    self.read, self.opened.size
+                ));
+            }
+            self.opened.check(&self.file).map_err(|e| e.to_string())
+        });
+        match ended {
+            Ok(()) => Ok(0),
+            Err(message) => Err(std::io::Error::other(message.clone())),
+        }
+    }
+}
+
+impl Read for Watched {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let room = self.opened.size - self.read;
+        if room == 0 || buf.is_empty() {
+            return if buf.is_empty() { Ok(0) } else { self.end() };
+        }
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        match self.file.read(&mut buf[..want])? {
+            0 => self.end(),
+            n => {
+                self.read += n as u64;
+                Ok(n)
+            }
+        }
+    }
+}
+
+fn read_head(file: &File, head: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut n = 0;
+    while n < head.len() {
+        match file.read_at(&mut head[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The messages of a small file the producer read (and found not compressed, not tar): a unit
+/// of them, or the note that it is not mail. An empty file in a tree of messages is a message
+/// that lost its bytes and is counted as such.
+pub fn small_file(job: FileJob, limits: &StreamLimits) -> Result<Work, Note> {
+    let data = job.data;
+    let cap = limits.max_message_bytes;
+    let format = detect(&data[..data.len().min(cap)], !job.in_maildir);
+    let len = data.len();
+    let items = match format {
+        Format::Mbox => split::split_all(&data, &limits.split)
+            .iter()
+            .map(|e| Item::from_entry(e, 0))
+            .collect(),
+        Format::NotMail if !job.in_maildir && !data.is_empty() => {
+            return Err(Note::skipped(&job.source, "not-mail"));
+        }
+        _ => vec![Item::whole(len)],
+    };
+    Ok(Work::Messages {
+        source: job.source,
+        data: Bytes::Owned(data),
+        items,
+    })
+}
+
+fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    let mut v = Vec::new();
+    f.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::split::EntryKind;
+    use std::io::Write;
+
+    const MBOX: &[u8] = b"From a@b Mon May  6 00:10:11 2024\nSubject: one\n\nfirst body\n\nFrom c@d Mon May  6 00:11:11 2024\nSubject: two\n\nsecond body, long enough to be cut in two\n\nFrom e@f Mon May  6 00:12:11 2024\nSubject: three\n\nthird\n";
+
+    /// Read `path` as `--no-mmap` does, after `change` has done its work on the open file.
+    fn read_watched(change: impl FnOnce(&Path)) -> (Vec<Item>, Vec<Note>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("changing.mbox");
+        std::fs::write(&path, MBOX).unwrap();
+        let file = File::open(&path).unwrap();
+        let opened = Snapshot::of(&file).unwrap();
+        change(&path);
+        let mut reader = BufReader::new(Watched::new(file, opened));
+        let (mut items, mut notes) = (Vec::new(), Vec::new());
+        let limits = StreamLimits::default();
+        stream::read_stream(&mut reader, &"x".into(), 0, &limits, false, &mut |w| {
+            match w {
+                Work::Messages { items: i, .. } => items.extend(i),
+                Work::Note(n) => notes.push(n),
+                _ => {}
+            }
+            true
+        });
+        (items, notes)
+    }
+
+    #[test]
+    fn an_unchanged_file_reads_whole() {
+        let (items, notes) = read_watched(|_| {});
+        assert_eq!(items.len(), 3);
+        assert!(
+            items
+                .iter()
+                .all(|i| i.kind == ItemKind::Entry(EntryKind::Message))
+        );
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_read_ends_in_a_read_error() {
+        let cut = MBOX.len() - 30;
+        let (items, notes) = read_watched(|p| {
+            let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+            f.set_len(cut as u64).unwrap();
+        });
+        let last = items.last().unwrap();
+        assert_eq!(last.kind, ItemKind::Failed(Malformed::ReadError));
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].status, "unreadable");
+        assert!(
+            notes[0].reason.contains("changed while it was read"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_grows_while_read_ends_in_a_read_error() {
+        let (items, notes) = read_watched(|p| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+            f.write_all(b"\nFrom g@h Mon May  6 00:13:11 2024\nSubject: four\n\nx\n")
+                .unwrap();
+        });
+        // Only the bytes the file had when opened are read, and the change is reported.
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[2].kind, ItemKind::Failed(Malformed::ReadError));
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].reason.contains("changed while it was read"),
+            "{notes:?}"
+        );
+    }
+}
