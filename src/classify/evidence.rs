@@ -401,36 +401,11 @@ fn org_label(org: &str) -> &str {
         .map_or(org, |dot| &org[..dot])
 }
 
-/// Names reserved for documentation and testing (RFC 2606, RFC 6761): nobody can register
-/// under them, so synthetic corpora use them the way real mail uses public suffixes, and
-/// `a.example.com` and `b.example.com` belong to different (made-up) owners.
-const RESERVED_SUFFIXES: [&str; 6] = [
-    "example.com",
-    "example.net",
-    "example.org",
-    "example",
-    "test",
-    "invalid",
-];
-
 /// The registrable domain of a host: one label below its public suffix (Public Suffix List),
-/// with the reserved documentation names counted as suffixes; None under an unknown suffix.
+/// with the reserved documentation names counted as suffixes; None under an unknown suffix (a
+/// name there names nothing anyone registered). See [`crate::auth::registrable_domain`].
 pub fn registrable(host: &str) -> Option<&str> {
-    for suffix in RESERVED_SUFFIXES {
-        if let Some(rest) = host.strip_suffix(suffix)
-            && let Some(rest) = rest.strip_suffix('.')
-        {
-            let label_start = rest.rfind('.').map_or(0, |i| i + 1);
-            return (!rest.is_empty()).then(|| &host[label_start..]);
-        }
-    }
-    // A name under no known public suffix (`internet.e-mail` from a browser's "saved from"
-    // comment, a typo) names nothing anyone registered.
-    let domain = psl::domain(host.as_bytes())?;
-    if !domain.suffix().is_known() {
-        return None;
-    }
-    std::str::from_utf8(domain.as_bytes()).ok()
+    crate::auth::registrable_domain(host, crate::auth::Suffixes::KnownOrReserved)
 }
 
 /// Registrable domains of the links a recipient would see in a message body, MIME-aware:
