@@ -145,9 +145,44 @@ pub fn names(columns: &[ColumnInfo]) -> Vec<&'static str> {
 }
 
 /// The items of a list value.
-pub fn list_items<'a>(joined: &'a str, separator: &'static str) -> impl Iterator<Item = &'a str> {
-    let mut split = (!joined.is_empty()).then(|| joined.split(separator));
-    std::iter::from_fn(move || split.as_mut()?.next())
+pub fn list_items<'a>(joined: &'a str, separator: &'static str) -> ListItems<'a> {
+    ListItems {
+        rest: (!joined.is_empty()).then_some(joined),
+        separator,
+    }
+}
+
+/// Iterator of [`list_items`]: finds each separator's first byte with `memchr` (lists are split
+/// once per row and output format, so the general substring search's set-up would dominate).
+pub struct ListItems<'a> {
+    rest: Option<&'a str>,
+    separator: &'static str,
+}
+
+impl<'a> Iterator for ListItems<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        let sep = self.separator.as_bytes();
+        let Some(&first) = sep.first() else {
+            self.rest = None;
+            return Some(rest);
+        };
+        let bytes = rest.as_bytes();
+        let mut from = 0;
+        while let Some(i) = memchr::memchr(first, &bytes[from..]) {
+            let at = from + i;
+            if bytes[at..].starts_with(sep) {
+                // The separator is ASCII, so both sides are on character boundaries.
+                self.rest = Some(&rest[at + sep.len()..]);
+                return Some(&rest[..at]);
+            }
+            from = at + 1;
+        }
+        self.rest = None;
+        Some(rest)
+    }
 }
 
 /// Names that SQL engines (DuckDB, PostgreSQL, SQLite) reserve: a column named so needs quoting
@@ -230,6 +265,22 @@ pub const SQL_RESERVED: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn list_items_split_like_str_split(
+            joined in "[a >;:b]{0,30}",
+            separator in proptest::sample::select(vec![" ", ";", " > ", ":"]),
+        ) {
+            let want: Vec<&str> = if joined.is_empty() {
+                Vec::new()
+            } else {
+                joined.split(separator).collect()
+            };
+            let got: Vec<&str> = list_items(&joined, separator).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn list_items_split_only_non_empty_lists() {
