@@ -332,7 +332,8 @@ impl KeyStore {
     }
 
     /// Load text; format sniffed with [`detect_format`]. `origin_name` prefixes record origins.
-    pub fn load_str(&mut self, text: &str, origin_name: &str) -> LoadStats {
+    #[cfg(test)]
+    pub(crate) fn load_str(&mut self, text: &str, origin_name: &str) -> LoadStats {
         self.load_bytes(text.as_bytes(), origin_name)
     }
 

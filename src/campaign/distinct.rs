@@ -119,7 +119,8 @@ impl Distinct {
     }
 
     /// Whether the count is exact.
-    pub fn is_exact(&self) -> bool {
+    #[cfg(test)]
+    fn is_exact(&self) -> bool {
         self.sketch.is_none()
     }
 

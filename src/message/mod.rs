@@ -9,8 +9,6 @@
 pub mod facts;
 mod tenant;
 
-use std::net::IpAddr;
-
 use crate::aggregate::Totals;
 use crate::auth::{self, MessageVerdict, SigResult, Verifier, VerifyAt};
 use crate::classify::{self, received::Hop as RawHop, rules::Rules};
@@ -513,11 +511,6 @@ fn spaces_for_controls(text: &mut String, start: usize) {
         .collect();
     text.truncate(start);
     text.push_str(&replaced);
-}
-
-/// A printable form of an IP address, for callers that want text.
-pub fn ip_text(ip: Option<IpAddr>) -> String {
-    ip.map(|ip| ip.to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -220,11 +220,6 @@ pub fn commit(mut files: Vec<PendingFile>, replaced: &[String]) -> Result<(), Ou
     Ok(())
 }
 
-/// Remove the temporary files of an unfinished set (after an error or an interrupt).
-pub fn discard(files: Vec<PendingFile>) {
-    drop(files);
-}
-
 /// Create the output directory if it is missing.
 pub fn ensure_dir(dir: &Path) -> Result<(), OutputError> {
     std::fs::create_dir_all(dir).map_err(|source| OutputError::CreateDir {
@@ -523,7 +518,7 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("a.csv")).unwrap(), b"x\n");
 
         let b = PendingFile::create(dir.path(), "b.csv").unwrap();
-        discard(vec![b]);
+        drop(b); // an unfinished file removes itself
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "only a.csv remains");
     }
