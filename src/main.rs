@@ -176,8 +176,9 @@ struct ScanArgs {
     /// signature is `no-key`; the network is never used.
     #[arg(long = "keys", value_name = "FILE")]
     keys: Vec<PathBuf>,
-    /// Do not verify DKIM (scan only; no signatures.csv).
-    #[arg(long)]
+    /// Do not verify DKIM (scan only; no signatures table). Relay abuse is then judged from the
+    /// verdicts the trap recorded at receipt only
+    #[arg(long, conflicts_with_all = ["keys", "dns", "keys_out", "verify_at", "allow_weak_keys", "accept_rsa_sha1"])]
     no_dkim: bool,
     /// Do not group campaigns or look for relay abuse (no campaigns.csv, timeline.csv,
     /// timeline.svg; the relay_abuse, relay_abuse_reasons and campaign cells stay empty).

@@ -145,6 +145,12 @@ pub fn human_summary(report: &ScanReport) -> String {
                 "  note: relay abuse needs a passing From-aligned DKIM signature, and {no_key} of {total_sigs} signatures had no key: give --keys or --dns (without them the trap's recorded Authentication-Results are used where present)\n"
             ));
         }
+        let verified: u64 = t.dkim_messages.iter().sum();
+        if verified == 0 && t.messages > 0 {
+            s.push_str(
+                "  note: DKIM was not verified (--no-dkim), so relay abuse is judged only from the Authentication-Results the trap recorded; verify with --keys or --dns to find waves whose mail has none\n",
+            );
+        }
         if c.relay_abuse_waves > 0 {
             s.push_str(&format!(
                 "  relay-abuse waves: {} (campaigns most of whose mail is relay abuse)\n",

@@ -689,3 +689,50 @@ fn a_key_file_without_dkim_keys_is_warned_about() {
     assert!(err.contains("do not look like DKIM keys"), "{err}");
     assert_eq!(summary(&out)["dkim"]["verify_at"], "receipt");
 }
+
+#[test]
+fn dkim_options_with_no_dkim_are_refused_not_ignored() {
+    let out = tempfile::tempdir().unwrap();
+    let keys = tempfile::NamedTempFile::new().unwrap();
+    let o = scan(
+        &[
+            data_dir().join("mailbox-perl").as_os_str(),
+            os("--no-dkim"),
+            os("--keys"),
+            keys.path().as_os_str(),
+        ],
+        out.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--no-dkim") && err.contains("--keys"), "{err}");
+    assert!(!out.path().join("summary.json").exists());
+}
+
+#[test]
+fn a_run_without_dkim_says_how_relay_abuse_was_judged() {
+    let out = tempfile::tempdir().unwrap();
+    let o = bin()
+        .arg("scan")
+        .arg(data_dir().join("mailbox-perl"))
+        .args(["--no-dkim", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("DKIM was not verified (--no-dkim)"),
+        "the end-of-run summary names what relay abuse was judged from: {err}"
+    );
+    // With DKIM verified (no keys: every signature no-key) the note is not printed.
+    let out = tempfile::tempdir().unwrap();
+    let o = bin()
+        .arg("scan")
+        .arg(data_dir().join("mailbox-perl"))
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("DKIM was not verified"));
+}
