@@ -124,6 +124,110 @@ impl Totals {
         }
         m
     }
+
+    /// The counts as JSON, every count named (a shard's partial keeps its totals so; read back
+    /// with [`Totals::from_json`]). The key names of the key-name pass are not kept.
+    pub fn to_json(&self) -> serde_json::Value {
+        let named = |names: &mut dyn Iterator<Item = &'static str>, counts: &[u64]| {
+            names
+                .zip(counts.iter().copied())
+                .map(|(n, c)| (n.to_string(), serde_json::Value::from(c)))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        serde_json::json!({
+            "files": self.files,
+            "bytes": self.bytes,
+            "message_bytes": self.message_bytes,
+            "messages": self.messages,
+            "parsed": self.parsed,
+            "malformed": named(&mut Malformed::ALL.iter().map(|m| m.as_str()), &self.malformed),
+            "received_hops": self.received_hops,
+            "lossy_messages": self.lossy_messages,
+            "bad_header_lines": self.bad_header_lines,
+            "no_receipt_time": self.no_receipt_time,
+            "signatures": named(&mut SigResult::ALL.iter().map(|r| r.as_str()), &self.signatures),
+            "dkim_messages": named(
+                &mut SigResult::ALL.iter().map(|r| r.as_str()).chain(std::iter::once("none")),
+                &self.dkim_messages
+            ),
+            "dkim_aligned": self.dkim_aligned,
+            "missing_keys": self.missing_keys,
+            "notes": self.notes,
+        })
+    }
+
+    /// Totals written by [`Totals::to_json`]; an error names what is missing or unknown.
+    pub fn from_json(v: &serde_json::Value) -> Result<Totals, String> {
+        let count = |key: &str| {
+            v.get(key)
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| format!("totals: no count {key:?}"))
+        };
+        let named = |key: &str, names: &[&'static str], into: &mut [u64]| -> Result<(), String> {
+            let map = v
+                .get(key)
+                .and_then(serde_json::Value::as_object)
+                .ok_or_else(|| format!("totals: no {key:?}"))?;
+            for (name, n) in map {
+                let i = names
+                    .iter()
+                    .position(|k| k == name)
+                    .ok_or_else(|| format!("totals: unknown {key} {name:?}"))?;
+                into[i] = n
+                    .as_u64()
+                    .ok_or_else(|| format!("totals: {key} {name:?} is no count"))?;
+            }
+            Ok(())
+        };
+        let mut t = Totals {
+            files: count("files")?,
+            bytes: count("bytes")?,
+            message_bytes: count("message_bytes")?,
+            messages: count("messages")?,
+            parsed: count("parsed")?,
+            received_hops: count("received_hops")?,
+            lossy_messages: count("lossy_messages")?,
+            bad_header_lines: count("bad_header_lines")?,
+            no_receipt_time: count("no_receipt_time")?,
+            dkim_aligned: count("dkim_aligned")?,
+            ..Totals::default()
+        };
+        let malformed: Vec<&'static str> = Malformed::ALL.iter().map(|m| m.as_str()).collect();
+        named("malformed", &malformed, &mut t.malformed)?;
+        let results: Vec<&'static str> = SigResult::ALL.iter().map(|r| r.as_str()).collect();
+        named("signatures", &results, &mut t.signatures)?;
+        let verdicts: Vec<&'static str> = results.iter().copied().chain(["none"]).collect();
+        named("dkim_messages", &verdicts, &mut t.dkim_messages)?;
+        for name in v
+            .get("missing_keys")
+            .and_then(serde_json::Value::as_array)
+            .ok_or("totals: no missing_keys")?
+        {
+            t.missing_keys
+                .insert(name.as_str().ok_or("totals: a missing key is no text")?.to_string());
+        }
+        for note in v
+            .get("notes")
+            .and_then(serde_json::Value::as_array)
+            .ok_or("totals: no notes")?
+        {
+            let text = |k: &str| {
+                note.get(k)
+                    .and_then(serde_json::Value::as_str)
+                    .ok_or_else(|| format!("totals: a note has no {k:?}"))
+            };
+            t.notes.push(Note {
+                path: text("path")?.to_string(),
+                status: match text("status")? {
+                    "skipped" => "skipped",
+                    "unreadable" => "unreadable",
+                    other => return Err(format!("totals: unknown note status {other:?}")),
+                },
+                reason: text("reason")?.to_string(),
+            });
+        }
+        Ok(t)
+    }
 }
 
 #[cfg(test)]
@@ -145,5 +249,38 @@ mod tests {
         assert_eq!(a.malformed_total(), 2);
         assert_eq!(a.malformed_by_reason().get("truncated"), Some(&2));
         assert_eq!(a.skipped_by_reason().get("not-mail"), Some(&1));
+    }
+
+    #[test]
+    fn totals_read_back_from_json_as_written() {
+        let mut t = Totals {
+            files: 2,
+            bytes: 1 << 40,
+            message_bytes: 77,
+            messages: 9,
+            parsed: 7,
+            received_hops: 30,
+            lossy_messages: 1,
+            bad_header_lines: 4,
+            no_receipt_time: 2,
+            dkim_aligned: 3,
+            ..Totals::default()
+        };
+        t.malformed[Malformed::Truncated.index()] = 2;
+        t.signatures[SigResult::ALL.len() - 1] = 5;
+        t.dkim_messages[MessageVerdict::COUNT - 1] = 6;
+        t.missing_keys.insert("s._domainkey.example.".into());
+        t.notes.push(Note::skipped("a \"b\"", "not-mail"));
+        t.notes.push(Note {
+            path: "c".into(),
+            status: "unreadable",
+            reason: "gone".into(),
+        });
+        let text = serde_json::to_string(&t.to_json()).unwrap();
+        let back = Totals::from_json(&serde_json::from_str(&text).unwrap()).unwrap();
+        assert_eq!(back, t);
+        let mut broken = t.to_json();
+        broken["malformed"]["no-such-reason"] = 1.into();
+        assert!(Totals::from_json(&broken).unwrap_err().contains("no-such-reason"));
     }
 }

@@ -26,7 +26,7 @@ use crate::message::{Facts, ReadOptions, Reader};
 use crate::output::{self, Formats, OutputError, PendingFile, Rows, TableFiles, spill};
 use crate::schema::{
     self, DECIDED_COLUMNS, Decided, HopRow, MESSAGE_COLUMNS, Message, RECEIVED_COLUMNS,
-    SIGNATURE_COLUMNS, SignatureRow,
+    SIGNATURE_COLUMNS, SignatureRow, Value,
 };
 use crate::work::{Note, Work};
 
@@ -58,6 +58,9 @@ pub struct ScanOptions {
     pub now: i64,
     /// Stops the run early when cancelled.
     pub cancel: Cancel,
+    /// Write a shard's partial rows ([`crate::cluster`]): the message stage's columns of every
+    /// message, with the campaign facts kept for the merge.
+    pub partial: bool,
 }
 
 impl Default for ScanOptions {
@@ -76,6 +79,7 @@ impl Default for ScanOptions {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
             cancel: Cancel::default(),
+            partial: false,
         }
     }
 }
@@ -232,47 +236,7 @@ pub fn scan(
     output::ensure_dir(out_dir)?;
     // One run at a time per directory: two runs would mix their files.
     let _lock = output::DirLock::acquire(out_dir)?;
-    // With campaigns on, the messages' typed rows first go to a scratch file: their last three
-    // cells are decided once the whole corpus has been seen.
-    let message_columns = schema::message_columns();
-    let (mut messages, mut spilled) = match opts.campaigns {
-        Some(_) => (
-            None,
-            Some(PendingFile::create(out_dir, "messages-spilled.bin")?),
-        ),
-        None => (
-            Some(TableFiles::create(
-                out_dir,
-                "messages",
-                &message_columns,
-                opts.formats,
-            )?),
-            None,
-        ),
-    };
-    let mut grouping = match opts.campaigns {
-        Some(_) => Some(Grouping::new(out_dir)?),
-        None => None,
-    };
-    let mut signatures = match opts.dkim {
-        Some(_) => Some(TableFiles::create(
-            out_dir,
-            "signatures",
-            &columns_of(SIGNATURE_COLUMNS),
-            opts.formats,
-        )?),
-        None => None,
-    };
-    let mut received = match opts.read.hops {
-        true => Some(TableFiles::create(
-            out_dir,
-            "received",
-            &columns_of(RECEIVED_COLUMNS),
-            opts.formats,
-        )?),
-        false => None,
-    };
-
+    let mut collector = Collector::create(out_dir, opts.into())?;
     let threads = thread_count(opts);
     let mut write_error: Option<OutputError> = None;
     let ran = pipeline(
@@ -284,21 +248,7 @@ pub fn scan(
             if write_error.is_some() {
                 return false;
             }
-            let mut written = match (&mut messages, &mut spilled) {
-                (Some(files), _) => files.write(&mut out.messages),
-                (None, Some(scratch)) => scratch.write_all(&out.spilled),
-                (None, None) => Ok(()),
-            };
-            if let Some(g) = &mut grouping {
-                written = written.and_then(|()| g.add_unit(&out.facts));
-            }
-            if let Some(files) = &mut received {
-                written = written.and_then(|()| files.write(&mut out.received));
-            }
-            if let Some(files) = &mut signatures {
-                written = written.and_then(|()| files.write(&mut out.signatures));
-            }
-            match written {
+            match collector.write(out) {
                 Ok(()) => true,
                 Err(e) => {
                     write_error = Some(e);
@@ -308,86 +258,203 @@ pub fn scan(
         },
         progress,
     )?;
-    let (mut totals, lost_units) = (ran.totals, ran.lost_units);
     // On every early return the pending files are dropped, which removes them.
-    if lost_units && !opts.cancel.is_cancelled() {
+    if ran.lost_units && !opts.cancel.is_cancelled() {
         return Err(ScanError::Incomplete);
     }
     if let Some(e) = write_error {
         return Err(e.into());
     }
-    if opts.cancel.is_cancelled() || output::aborted() {
-        return Err(ScanError::Interrupted);
-    }
-    totals.notes.sort();
-    let grouping_started = Instant::now();
-    let (messages, group_files, campaigns) = match (grouping, spilled) {
-        (Some(g), Some(mut spilled)) => {
-            spilled.flush()?;
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("mailcensus-group-{i}"))
-                .build()
-                .map_err(|e| ScanError::Threads(e.to_string()))?;
-            let grouped = g.finish(
-                spilled.temp_path(),
-                out_dir,
-                opts.formats,
-                opts.raw_cells,
-                &pool,
-            )?;
-            // The spilled rows are scratch; dropping the file removes it.
-            drop(spilled);
-            (grouped.messages, grouped.files, Some(grouped.report))
+    collector.finish(ran.totals, started, threads, &opts.cancel, summary)
+}
+
+/// What the result tables of a run hold, and how they are written.
+#[derive(Debug, Clone, Copy)]
+pub struct Tables {
+    pub formats: Formats,
+    pub raw_cells: bool,
+    /// Campaigns and relay abuse are decided (the messages' rows wait for them).
+    pub campaigns: bool,
+    /// The `signatures` table (DKIM verified).
+    pub signatures: bool,
+    /// The `received` table.
+    pub received: bool,
+}
+
+impl From<&ScanOptions> for Tables {
+    fn from(opts: &ScanOptions) -> Tables {
+        Tables {
+            formats: opts.formats,
+            raw_cells: opts.raw_cells,
+            campaigns: opts.campaigns.is_some(),
+            signatures: opts.dkim.is_some(),
+            received: opts.read.hops,
         }
-        _ => (
-            messages.ok_or(ScanError::Incomplete)?.finish()?,
-            Vec::new(),
-            None,
-        ),
-    };
-    let received = match received {
-        Some(files) => files.finish()?,
-        None => Vec::new(),
-    };
-    let signatures = match signatures {
-        Some(files) => files.finish()?,
-        None => Vec::new(),
-    };
-    if opts.cancel.is_cancelled() || output::aborted() {
-        return Err(ScanError::Interrupted);
     }
-    let mut report = ScanReport {
-        totals,
-        elapsed: started.elapsed(),
-        grouping_elapsed: match campaigns {
-            Some(_) => grouping_started.elapsed(),
-            None => Duration::ZERO,
-        },
-        threads,
-        outputs: messages
-            .iter()
-            .chain(received.iter())
-            .chain(signatures.iter())
-            .chain(group_files.iter())
-            .map(|f| f.path().to_path_buf())
-            .collect(),
-        campaigns,
-    };
-    let mut summary_file = PendingFile::create(out_dir, "summary.json")?;
-    report.outputs.push(summary_file.path().to_path_buf());
-    summary_file.write_all(&summary(&report))?;
-    let files = messages
-        .into_iter()
-        .chain(received)
-        .chain(signatures)
-        .chain(group_files)
-        .chain(std::iter::once(summary_file));
-    output::commit(files.collect(), &run_outputs()).map_err(|e| match e {
-        OutputError::Interrupted => ScanError::Interrupted,
-        e => ScanError::Output(e),
-    })?;
-    Ok(report)
+}
+
+/// The writing side of a run: fed every unit's rows and facts in input order, it writes the
+/// tables (the messages' rows wait in a scratch file while campaigns are on), then decides the
+/// campaigns and commits every file together. A scan and a merge of shards both end here.
+pub struct Collector {
+    dir: PathBuf,
+    tables: Tables,
+    messages: Option<TableFiles>,
+    spilled: Option<PendingFile>,
+    grouping: Option<Grouping>,
+    signatures: Option<TableFiles>,
+    received: Option<TableFiles>,
+}
+
+impl Collector {
+    /// Start the tables of a run in `dir` (locked by the caller).
+    pub fn create(dir: &Path, tables: Tables) -> Result<Collector, OutputError> {
+        // With campaigns on, the messages' typed rows first go to a scratch file: their last
+        // three cells are decided once the whole corpus has been seen.
+        let (messages, spilled, grouping) = match tables.campaigns {
+            true => (
+                None,
+                Some(PendingFile::create(dir, "messages-spilled.bin")?),
+                Some(Grouping::new(dir)?),
+            ),
+            false => (
+                Some(TableFiles::create(
+                    dir,
+                    "messages",
+                    &schema::message_columns(),
+                    tables.formats,
+                )?),
+                None,
+                None,
+            ),
+        };
+        let table = |on: bool, name: &str, columns: Vec<schema::ColumnInfo>| match on {
+            true => TableFiles::create(dir, name, &columns, tables.formats).map(Some),
+            false => Ok(None),
+        };
+        Ok(Collector {
+            dir: dir.to_path_buf(),
+            tables,
+            messages,
+            spilled,
+            grouping,
+            signatures: table(
+                tables.signatures,
+                "signatures",
+                columns_of(SIGNATURE_COLUMNS),
+            )?,
+            received: table(tables.received, "received", columns_of(RECEIVED_COLUMNS))?,
+        })
+    }
+
+    /// An empty unit output whose rows this collector takes.
+    pub fn unit_output(&self) -> UnitOutput {
+        UnitOutput::with(self.tables.formats, self.tables.raw_cells, false)
+    }
+
+    /// Take one unit's rows and facts (units in input order).
+    pub fn write(&mut self, out: &mut UnitOutput) -> Result<(), OutputError> {
+        match (&mut self.messages, &mut self.spilled) {
+            (Some(files), _) => files.write(&mut out.messages)?,
+            (None, Some(scratch)) => scratch.write_all(&out.spilled)?,
+            (None, None) => {}
+        }
+        if let Some(g) = &mut self.grouping {
+            g.add_unit(&out.facts)?;
+        }
+        if let Some(files) = &mut self.received {
+            files.write(&mut out.received)?;
+        }
+        if let Some(files) = &mut self.signatures {
+            files.write(&mut out.signatures)?;
+        }
+        Ok(())
+    }
+
+    /// Decide campaigns, write `summary.json` with `summary` and commit every file. `totals`
+    /// are the run's; `started` and `threads` go into the report.
+    pub fn finish(
+        self,
+        mut totals: Totals,
+        started: Instant,
+        threads: usize,
+        cancel: &Cancel,
+        summary: &dyn Fn(&ScanReport) -> Vec<u8>,
+    ) -> Result<ScanReport, ScanError> {
+        if cancel.is_cancelled() || output::aborted() {
+            return Err(ScanError::Interrupted);
+        }
+        totals.notes.sort();
+        let out_dir = &self.dir;
+        let grouping_started = Instant::now();
+        let (messages, group_files, campaigns) = match (self.grouping, self.spilled) {
+            (Some(g), Some(mut spilled)) => {
+                spilled.flush()?;
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("mailcensus-group-{i}"))
+                    .build()
+                    .map_err(|e| ScanError::Threads(e.to_string()))?;
+                let grouped = g.finish(
+                    spilled.temp_path(),
+                    out_dir,
+                    self.tables.formats,
+                    self.tables.raw_cells,
+                    &pool,
+                )?;
+                // The spilled rows are scratch; dropping the file removes it.
+                drop(spilled);
+                (grouped.messages, grouped.files, Some(grouped.report))
+            }
+            _ => (
+                self.messages.ok_or(ScanError::Incomplete)?.finish()?,
+                Vec::new(),
+                None,
+            ),
+        };
+        let received = match self.received {
+            Some(files) => files.finish()?,
+            None => Vec::new(),
+        };
+        let signatures = match self.signatures {
+            Some(files) => files.finish()?,
+            None => Vec::new(),
+        };
+        if cancel.is_cancelled() || output::aborted() {
+            return Err(ScanError::Interrupted);
+        }
+        let mut report = ScanReport {
+            totals,
+            elapsed: started.elapsed(),
+            grouping_elapsed: match campaigns {
+                Some(_) => grouping_started.elapsed(),
+                None => Duration::ZERO,
+            },
+            threads,
+            outputs: messages
+                .iter()
+                .chain(received.iter())
+                .chain(signatures.iter())
+                .chain(group_files.iter())
+                .map(|f| f.path().to_path_buf())
+                .collect(),
+            campaigns,
+        };
+        let mut summary_file = PendingFile::create(out_dir, "summary.json")?;
+        report.outputs.push(summary_file.path().to_path_buf());
+        summary_file.write_all(&summary(&report))?;
+        let files = messages
+            .into_iter()
+            .chain(received)
+            .chain(signatures)
+            .chain(group_files)
+            .chain(std::iter::once(summary_file));
+        output::commit(files.collect(), &run_outputs()).map_err(|e| match e {
+            OutputError::Interrupted => ScanError::Interrupted,
+            e => ScanError::Output(e),
+        })?;
+        Ok(report)
+    }
 }
 
 /// Receives each message's typed record, in input order ([`scan_messages`]).
@@ -476,6 +543,8 @@ pub struct UnitOutput {
     /// The messages' rows for the grouping stage (campaigns on), one per fact.
     pub spilled: Vec<u8>,
     spill: spill::Spill,
+    /// A shard's output: `messages` holds the message stage's columns only.
+    partial: bool,
     pub signatures: Rows,
     pub received: Rows,
     pub totals: Totals,
@@ -483,20 +552,63 @@ pub struct UnitOutput {
     pub facts: Facts,
     /// The messages themselves, for a [`MessageSink`] (kept when no file format is asked for).
     pub records: Vec<Message>,
+    /// A plan's pieces before this index are done once this unit is written (a shard commits
+    /// there).
+    pub done: Option<u64>,
 }
 
 impl UnitOutput {
     /// An empty unit output for a run with `opts`.
     pub fn new(opts: &ScanOptions) -> UnitOutput {
+        UnitOutput::with(opts.formats, opts.raw_cells, opts.partial)
+    }
+
+    /// An empty unit output writing `formats`; `partial`: a shard's (the message stage's
+    /// columns of every message, the corpus-wide ones left to the merge).
+    pub fn with(formats: Formats, raw_cells: bool, partial: bool) -> UnitOutput {
+        let message_columns = match partial {
+            true => columns_of(MESSAGE_COLUMNS),
+            false => schema::message_columns(),
+        };
         UnitOutput {
-            messages: Rows::new(&schema::message_columns(), opts.formats, opts.raw_cells),
+            messages: Rows::new(&message_columns, formats, raw_cells),
             spilled: Vec::new(),
-            spill: spill::Spill::for_formats(opts.formats, opts.raw_cells),
-            signatures: Rows::new(&columns_of(SIGNATURE_COLUMNS), opts.formats, opts.raw_cells),
-            received: Rows::new(&columns_of(RECEIVED_COLUMNS), opts.formats, opts.raw_cells),
+            spill: spill::Spill::for_formats(formats, raw_cells),
+            partial,
+            signatures: Rows::new(&columns_of(SIGNATURE_COLUMNS), formats, raw_cells),
+            received: Rows::new(&columns_of(RECEIVED_COLUMNS), formats, raw_cells),
             totals: Totals::default(),
             facts: Facts::default(),
             records: Vec::new(),
+            done: None,
+        }
+    }
+
+    /// Add one message's row as it stands before campaigns are decided: spilled for the
+    /// grouping stage (its fact is the last one), or (no campaigns) with empty decided cells.
+    pub fn add_message_row<'v, I>(&mut self, values: I, campaigns: bool)
+    where
+        I: IntoIterator<Item = Value<'v>>,
+        I::IntoIter: Clone,
+    {
+        if campaigns {
+            let start = self.spilled.len();
+            self.spill.write(values, &mut self.spilled);
+            if let Some(f) = self.facts.facts.last_mut() {
+                f.row_len = (self.spilled.len() - start) as u32;
+            }
+        } else {
+            // Nothing decided: all three cells empty.
+            const UNDECIDED: Decided<'static> = Decided {
+                relay_abuse: None,
+                relay_abuse_reasons: "",
+                campaign: "",
+            };
+            self.messages.push(
+                values
+                    .into_iter()
+                    .chain(DECIDED_COLUMNS.iter().map(|c| (c.get)(&UNDECIDED))),
+            );
         }
     }
 
@@ -511,6 +623,7 @@ impl UnitOutput {
         self.facts.keys.clear();
         self.facts.text.clear();
         self.records.clear();
+        self.done = None;
     }
 
     /// Add one message's rows: its `messages` row (spilled when campaigns are on), a
@@ -523,23 +636,11 @@ impl UnitOutput {
             self.records.push(m.clone());
             return;
         }
-        if campaigns {
-            let start = self.spilled.len();
-            self.spill.write(
-                MESSAGE_COLUMNS.iter().map(|c| (c.get)(m)),
-                &mut self.spilled,
-            );
-            if let Some(f) = self.facts.facts.last_mut() {
-                f.row_len = (self.spilled.len() - start) as u32;
-            }
+        if self.partial {
+            self.messages
+                .push(MESSAGE_COLUMNS.iter().map(|c| (c.get)(m)));
         } else {
-            let decided = Decided::default();
-            self.messages.push(
-                MESSAGE_COLUMNS
-                    .iter()
-                    .map(|c| (c.get)(m))
-                    .chain(DECIDED_COLUMNS.iter().map(|c| (c.get)(&decided))),
-            );
+            self.add_message_row(MESSAGE_COLUMNS.iter().map(|c| (c.get)(m)), campaigns);
         }
         for verdict in &m.signatures {
             let row = SignatureRow {
@@ -824,6 +925,7 @@ pub fn run(work: Work, opts: &ScanOptions, out: &mut UnitOutput) {
             }
         }
         Work::Note(note) => out.totals.notes.push(note),
+        Work::Done(pieces) => out.done = Some(pieces),
         Work::FileOpened { bytes } => {
             out.totals.files += 1;
             out.totals.bytes += bytes;

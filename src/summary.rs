@@ -5,9 +5,60 @@
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::scan::{ScanOptions, ScanReport};
+
+/// The options of a run that `summary.json` states. A shard keeps them in its partial so the
+/// merge states the same ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSettings {
+    pub mmap: bool,
+    /// The result formats (`csv`, `parquet`, `jsonl`).
+    pub formats: Vec<String>,
+    pub raw_cells: bool,
+    pub received_rows: bool,
+    pub max_message_bytes: usize,
+    pub max_header_bytes: usize,
+    /// DKIM verification (None: `--no-dkim`).
+    pub dkim: Option<DkimSettings>,
+}
+
+/// How signatures were judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimSettings {
+    /// `receipt`, `now` or the fixed time, as on the command line.
+    pub verify_at: String,
+    pub min_rsa_bits: usize,
+    pub accept_rsa_sha1: bool,
+    pub key_names_loaded: usize,
+}
+
+impl RunSettings {
+    /// The settings of a run with `opts`.
+    pub fn of(opts: &ScanOptions) -> RunSettings {
+        RunSettings {
+            mmap: opts.mmap,
+            formats: opts
+                .formats
+                .file_names("messages")
+                .iter()
+                .map(|n| n.trim_start_matches("messages.").to_string())
+                .collect(),
+            raw_cells: opts.raw_cells,
+            received_rows: opts.read.hops,
+            max_message_bytes: opts.stream.max_message_bytes,
+            max_header_bytes: opts.read.header_limits.max_header_bytes,
+            dkim: opts.dkim.as_ref().map(|v| DkimSettings {
+                verify_at: v.policy().verify_at.as_text(),
+                min_rsa_bits: v.policy().min_rsa_bits,
+                accept_rsa_sha1: v.policy().accept_rsa_sha1,
+                key_names_loaded: v.key_names(),
+            }),
+        }
+    }
+}
 
 /// The run's throughput: (MB/s of message bytes, messages/s).
 pub fn throughput(report: &ScanReport) -> (f64, f64) {
@@ -25,6 +76,21 @@ pub fn complete(report: &ScanReport) -> bool {
 
 /// The `summary.json` document.
 pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions) -> Vec<u8> {
+    let inputs: Vec<String> = inputs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    summary_document(report, &inputs, &RunSettings::of(opts), None)
+}
+
+/// The `summary.json` document of a run with `settings`; `merged`, for a merge of shards, is
+/// added as its `merge` section.
+pub fn summary_document(
+    report: &ScanReport,
+    inputs: &[String],
+    settings: &RunSettings,
+    merged: Option<serde_json::Value>,
+) -> Vec<u8> {
     let t = &report.totals;
     let (mbps, mps) = throughput(report);
     let unreadable: Vec<_> = t
@@ -41,14 +107,14 @@ pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions)
         "tool": {"name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION")},
         "schema_version": crate::schema::SCHEMA_VERSION,
         "complete": complete(report),
-        "inputs": inputs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+        "inputs": inputs,
         "options": {
-            "mmap": opts.mmap,
-            "formats": opts.formats.file_names("messages").iter().map(|n| n.trim_start_matches("messages.").to_string()).collect::<Vec<_>>(),
-            "raw_cells": opts.raw_cells,
-            "received_rows": opts.read.hops,
-            "max_message_bytes": opts.stream.max_message_bytes,
-            "max_header_bytes": opts.read.header_limits.max_header_bytes,
+            "mmap": settings.mmap,
+            "formats": settings.formats,
+            "raw_cells": settings.raw_cells,
+            "received_rows": settings.received_rows,
+            "max_message_bytes": settings.max_message_bytes,
+            "max_header_bytes": settings.max_header_bytes,
         },
         "totals": {
             "files": t.files,
@@ -66,14 +132,14 @@ pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions)
             "skipped_by_reason": t.skipped_by_reason(),
             "unreadable_inputs": unreadable.len(),
         },
-        "dkim": opts.dkim.as_ref().map(|v| json!({
-            "verify_at": v.policy().verify_at.as_text(),
-            "min_rsa_bits": v.policy().min_rsa_bits,
-            "accept_rsa_sha1": v.policy().accept_rsa_sha1,
+        "dkim": settings.dkim.as_ref().map(|d| json!({
+            "verify_at": d.verify_at,
+            "min_rsa_bits": d.min_rsa_bits,
+            "accept_rsa_sha1": d.accept_rsa_sha1,
             "signatures_by_result": t.signatures_by_result(),
             "messages_by_verdict": t.dkim_messages_by_verdict(),
             "messages_aligned_pass": t.dkim_aligned,
-            "key_names_loaded": v.key_names(),
+            "key_names_loaded": d.key_names_loaded,
             "key_names_missing": t.missing_keys.len(),
             "missing_keys": t.missing_keys.iter().take(1000).collect::<Vec<_>>(),
         })),
@@ -89,6 +155,10 @@ pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions)
         },
         "outputs": report.outputs.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect::<Vec<_>>(),
     });
+    let mut doc = doc;
+    if let (Some(merged), Some(map)) = (merged, doc.as_object_mut()) {
+        map.insert("merge".to_string(), merged);
+    }
     let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     bytes.push(b'\n');
     bytes

@@ -200,6 +200,8 @@ pub enum Work {
     Note(Note),
     /// An input file was opened: count it and its bytes.
     FileOpened { bytes: u64 },
+    /// A plan's pieces before this index are all read (every unit of theirs came before).
+    Done(u64),
 }
 
 impl Work {
@@ -212,7 +214,7 @@ impl Work {
                 .map(|j| format!("{} (batch of {} files)", j.source, jobs.len()))
                 .unwrap_or_default(),
             Work::Note(note) => note.path.clone(),
-            Work::FileOpened { .. } => String::new(),
+            Work::FileOpened { .. } | Work::Done(_) => String::new(),
         }
     }
 }

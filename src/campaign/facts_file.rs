@@ -6,12 +6,14 @@
 //! ([`for_each_record`]): the fixed part decoded as a [`Record`], then the keys, the From domain
 //! text and the subject as slices of the buffer read. A record is [`RECORD_FIXED`] bytes (all
 //! numbers little-endian), the From domain text, the subject, then the keys as u64s. The file is
-//! scratch of one run, read by the build that wrote it: the layout is no interface.
+//! scratch of one run, or a shard's partial read back by a merge ([`FactsReader`], whole
+//! records back into a unit's [`Facts`]); the partial's format version covers the layout.
 
 use std::io;
 use std::path::Path;
 
-use crate::message::MessageFacts;
+use crate::classify::relay::RelayEvidence;
+use crate::message::{DkimClass, Facts, MessageFacts};
 use crate::output::OutputError;
 
 use super::io_err;
@@ -158,6 +160,101 @@ pub(super) fn for_each_record(
         )));
     }
     Ok(())
+}
+
+/// Write every fact of a unit with `write`, in order; gives the bytes written.
+pub fn write_facts<E>(facts: &Facts, mut write: impl FnMut(&[u8]) -> Result<(), E>) -> Result<u64, E> {
+    let mut n = 0;
+    for f in &facts.facts {
+        let (keys, from_text, subject) = facts.parts(f);
+        n += write_record(f, keys, from_text, subject, &mut write)?;
+    }
+    Ok(n)
+}
+
+/// Reads a facts file back record by record, each into a unit's [`Facts`] as the message stage
+/// made it.
+pub struct FactsReader {
+    reader: io::BufReader<std::fs::File>,
+    path: std::path::PathBuf,
+}
+
+impl FactsReader {
+    pub fn open(path: &Path) -> Result<FactsReader, OutputError> {
+        let file = std::fs::File::open(path).map_err(|source| OutputError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(FactsReader {
+            reader: io::BufReader::with_capacity(1 << 20, file),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Append the next record to `facts`; false at the end of the file. A record cut short is
+    /// an error.
+    pub fn next_into(&mut self, facts: &mut Facts) -> Result<bool, OutputError> {
+        use io::Read;
+        let err = |source: io::Error| OutputError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        let mut fixed = [0u8; RECORD_FIXED];
+        let mut got = 0;
+        while got < RECORD_FIXED {
+            match self.reader.read(&mut fixed[got..]) {
+                Ok(0) if got == 0 => return Ok(false),
+                Ok(0) => {
+                    return Err(err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "truncated campaign facts record",
+                    )));
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        let text_len = usize::from(u16::from_le_bytes([fixed[18], fixed[19]]));
+        let subject_len = usize::from(u16::from_le_bytes([fixed[20], fixed[21]]));
+        let n = usize::from(fixed[16]);
+        let text_at = facts.text.len();
+        facts.text.resize(text_at + text_len + subject_len, 0);
+        self.reader
+            .read_exact(&mut facts.text[text_at..])
+            .map_err(err)?;
+        let mut raw = vec![0u8; 8 * n];
+        self.reader.read_exact(&mut raw).map_err(err)?;
+        let keys_at = facts.keys.len();
+        facts.keys.extend(
+            raw.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())),
+        );
+        let r = Record::decode(&fixed);
+        facts.facts.push(MessageFacts {
+            row_len: r.row_len,
+            at: r.at,
+            dkim: match r.dkim {
+                1 => DkimClass::Pass,
+                2 => DkimClass::Fail,
+                _ => DkimClass::None,
+            },
+            aligned_pass: r.aligned,
+            relay: RelayEvidence { bits: r.bits },
+            brand: r.brand,
+            tenant: r.tenant,
+            from_domain: r.from_domain,
+            origin_ip: r.origin_ip,
+            origin_net: r.origin_net,
+            recipient: r.recipient,
+            sender: r.sender,
+            origin_is_senders: r.origin_is_senders,
+            keys: (keys_at as u32, n as u8),
+            from_text: (text_at as u32, text_len as u16),
+            subject_text: ((text_at + text_len) as u32, subject_len as u16),
+        });
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -324,6 +421,40 @@ mod tests {
         #[test]
         fn any_bytes_give_records_or_an_error(buf in vec(any::<u8>(), 0..400)) {
             let _ = for_each_record(&buf, Path::new("campaign-facts.bin"), |_, _, _, _| {});
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_facts_file_reads_back_into_the_same_unit(messages in vec(message(), 0..6)) {
+            let unit = unit(messages);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("facts.bin");
+            let mut buf = Vec::new();
+            let written = write_facts(&unit, |b| {
+                buf.extend_from_slice(b);
+                Ok::<(), std::convert::Infallible>(())
+            });
+            let Ok(written) = written;
+            prop_assert_eq!(written as usize, buf.len());
+            std::fs::write(&path, &buf).unwrap();
+            let mut reader = FactsReader::open(&path).unwrap();
+            let mut back = Facts::default();
+            while reader.next_into(&mut back).unwrap() {}
+            prop_assert_eq!(&back.facts, &unit.facts);
+            prop_assert_eq!(&back.keys, &unit.keys);
+            prop_assert_eq!(&back.text, &unit.text);
+            // A record cut short is an error, never a shorter unit.
+            if !buf.is_empty() {
+                std::fs::write(&path, &buf[..buf.len() - 1]).unwrap();
+                let mut reader = FactsReader::open(&path).unwrap();
+                let mut back = Facts::default();
+                let mut result = Ok(true);
+                while let Ok(true) = result {
+                    result = reader.next_into(&mut back);
+                }
+                prop_assert!(result.is_err());
+            }
         }
     }
 }

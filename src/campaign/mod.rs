@@ -71,6 +71,7 @@ use crate::schema::{self, Column, DECIDED_COLUMNS, Decided, MESSAGE_COLUMNS, Val
 use baseline::Baseline;
 use distinct::KeyHasher;
 use facts_file::{Record, for_each_record, write_record};
+pub use facts_file::{FactsReader, write_facts};
 use link::{Evidence, KeyTable, OwnershipTally, PairTally};
 use scratch::Scratch;
 use stats::{Counted, timeline_csv};

@@ -43,19 +43,112 @@ pub fn produce(
     out_dir: Option<&Path>,
     emit: &mut Sink<'_>,
 ) {
-    let mut batch: Vec<FileJob> = Vec::new();
-    let mut batch_bytes = 0u64;
+    let mut producer = Producer::new(opts, emit);
     let mut going = true;
-    let flush = |batch: &mut Vec<FileJob>, bytes: &mut u64, emit: &mut Sink<'_>| {
-        *bytes = 0;
-        batch.is_empty() || emit(Work::Files(std::mem::take(batch)))
-    };
     walk(inputs, out_dir, |found| {
-        if !going || opts.cancel.is_cancelled() {
-            going = false;
-            return;
+        going = going && !opts.cancel.is_cancelled() && producer.found(found);
+    });
+    if going {
+        producer.flush();
+    }
+}
+
+/// A piece of the input as a plan lists it ([`crate::cluster::plan`]): a file as the walk
+/// found it, a byte range of a large mbox file, or a note the walk made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// A whole file.
+    File { path: PathBuf, size: Option<u64>, in_maildir: bool },
+    /// The messages of an mbox file from `start` to `end`, both boundaries where the splitter
+    /// starts a block ([`mbox_cuts`]); the file is counted with the range that starts at 0.
+    Range { path: PathBuf, start: u64, end: u64 },
+    /// Something the walk reported instead of a file.
+    Note(Note),
+}
+
+/// Cut `pieces` into work units, in order, as [`produce`] cuts the files of a walk (the same
+/// pieces give the same messages in the same order). After the pieces `..n` are all emitted,
+/// at least every `mark_bytes` of input, `Work::Done(n)` follows them: where a shard may
+/// commit what it has. `check` is called before a piece is read and may refuse it (a file
+/// changed since it was planned); the production then stops and its error is given back.
+pub fn produce_pieces<E>(
+    pieces: &[(u64, Piece)],
+    opts: &Reading<'_>,
+    mark_bytes: u64,
+    check: &mut dyn FnMut(&Piece) -> Result<(), E>,
+    emit: &mut Sink<'_>,
+) -> Result<(), E> {
+    let mut producer = Producer::new(opts, emit);
+    let mut since_mark = 0u64;
+    for (i, (index, piece)) in pieces.iter().enumerate() {
+        if opts.cancel.is_cancelled() {
+            return Ok(());
         }
-        going = match found {
+        check(piece)?;
+        let going = match piece {
+            Piece::File {
+                path,
+                size,
+                in_maildir,
+            } => {
+                since_mark += size.unwrap_or(0);
+                producer.found(Found::File {
+                    path: path.clone(),
+                    size: *size,
+                    in_maildir: *in_maildir,
+                })
+            }
+            Piece::Range { path, start, end } => {
+                since_mark += end - start;
+                producer.flush() && read_range(path, *start..*end, opts, producer.emit)
+            }
+            Piece::Note(note) => (producer.emit)(Work::Note(note.clone())),
+        };
+        if !going {
+            return Ok(());
+        }
+        let last = i + 1 == pieces.len();
+        if (since_mark >= mark_bytes || last)
+            && !(producer.flush() && (producer.emit)(Work::Done(index + 1)))
+        {
+            return Ok(());
+        }
+        if since_mark >= mark_bytes {
+            since_mark = 0;
+        }
+    }
+    Ok(())
+}
+
+/// Turns what the walk finds into work units: small files are read and batched, large ones
+/// mapped and cut (or streamed).
+struct Producer<'o, 'e, 's> {
+    opts: &'o Reading<'o>,
+    emit: &'e mut Sink<'s>,
+    batch: Vec<FileJob>,
+    batch_bytes: u64,
+}
+
+impl<'o, 'e, 's> Producer<'o, 'e, 's> {
+    fn new(opts: &'o Reading<'o>, emit: &'e mut Sink<'s>) -> Self {
+        Producer {
+            opts,
+            emit,
+            batch: Vec::new(),
+            batch_bytes: 0,
+        }
+    }
+
+    /// Emit the batch of small files gathered so far; false when the scan is stopping.
+    fn flush(&mut self) -> bool {
+        self.batch_bytes = 0;
+        self.batch.is_empty() || (self.emit)(Work::Files(std::mem::take(&mut self.batch)))
+    }
+
+    /// Take one thing the walk found; false when the scan is stopping.
+    fn found(&mut self, found: Found) -> bool {
+        let opts = self.opts;
+        match found {
             Found::File {
                 path,
                 size: Some(size),
@@ -66,12 +159,12 @@ pub fn produce(
                 // split into bounded units like any large input.
                 let source = source_name(&path);
                 match read_file(&path) {
-                    Err(e) => emit(Work::Note(Note::unreadable(&source, &e))),
+                    Err(e) => (self.emit)(Work::Note(Note::unreadable(&source, &e))),
                     Ok(data) => {
                         let format = sniff(&data[..data.len().min(SNIFF_BYTES)]);
                         if format.is_compressed() || format == Format::Tar {
-                            flush(&mut batch, &mut batch_bytes, emit)
-                                && emit(Work::FileOpened {
+                            self.flush()
+                                && (self.emit)(Work::FileOpened {
                                     bytes: data.len() as u64,
                                 })
                                 && stream::read_stream(
@@ -80,17 +173,19 @@ pub fn produce(
                                     0,
                                     opts.stream,
                                     in_maildir,
-                                    emit,
+                                    self.emit,
                                 )
                         } else {
-                            batch_bytes += size;
-                            batch.push(FileJob {
+                            self.batch_bytes += size;
+                            self.batch.push(FileJob {
                                 source,
                                 data,
                                 in_maildir,
                             });
-                            if batch_bytes >= opts.stream.block_bytes as u64 || batch.len() >= 512 {
-                                flush(&mut batch, &mut batch_bytes, emit)
+                            if self.batch_bytes >= opts.stream.block_bytes as u64
+                                || self.batch.len() >= 512
+                            {
+                                self.flush()
                             } else {
                                 true
                             }
@@ -102,31 +197,23 @@ pub fn produce(
                 path,
                 size,
                 in_maildir,
-            } => {
-                flush(&mut batch, &mut batch_bytes, emit)
-                    && read_large(&path, size, in_maildir, opts, emit)
-            }
+            } => self.flush() && read_large(&path, size, in_maildir, opts, self.emit),
             Found::Stdin => {
-                flush(&mut batch, &mut batch_bytes, emit)
-                    && emit(Work::FileOpened { bytes: 0 })
-                    && {
-                        let stdin = std::io::stdin();
-                        let mut lock = stdin.lock();
-                        stream::read_stream(&mut lock, &"-".into(), 0, opts.stream, false, emit)
-                    }
+                self.flush() && (self.emit)(Work::FileOpened { bytes: 0 }) && {
+                    let stdin = std::io::stdin();
+                    let mut lock = stdin.lock();
+                    stream::read_stream(&mut lock, &"-".into(), 0, opts.stream, false, self.emit)
+                }
             }
             Found::Skipped { path, reason } => {
-                emit(Work::Note(Note::skipped(&path.to_string_lossy(), reason)))
+                (self.emit)(Work::Note(Note::skipped(&path.to_string_lossy(), reason)))
             }
-            Found::Unreadable { path, error } => emit(Work::Note(Note {
+            Found::Unreadable { path, error } => (self.emit)(Work::Note(Note {
                 path: path.to_string_lossy().into_owned(),
                 status: "unreadable",
                 reason: error,
             })),
-        };
-    });
-    if going {
-        flush(&mut batch, &mut batch_bytes, emit);
+        }
     }
 }
 
@@ -170,43 +257,103 @@ fn read_large(
         let mut reader = BufReader::with_capacity(1 << 20, Watched::new(file, opened));
         return stream::read_stream(&mut reader, &source, 0, opts.stream, in_maildir, emit);
     }
-    // SAFETY: the map is read-only and private to this process. If another process truncates
-    // the file while it is mapped, reading the lost pages raises SIGBUS and the run stops; the
-    // README says so and offers --no-mmap for such filesystems.
-    let map = match unsafe { Mmap::map(&file) } {
-        Ok(m) => Arc::new(m),
+    let map = match map_file(&file) {
+        Ok(m) => m,
         Err(e) => return emit(Work::Note(Note::unreadable(&source, &e))),
     };
-    #[cfg(unix)]
-    let _ = map.advise(memmap2::Advice::Sequential);
     let len = map.len();
     let cap = opts.stream.max_message_bytes;
     let format = detect(&map[..len.min(cap)], !in_maildir);
     if format == Format::NotMail && !in_maildir {
         return emit(Work::Note(Note::skipped(&source, "not-mail")));
     }
-    // The file's last unit is held back until the file is known not to have changed under the map.
-    let mut pending: Option<Vec<Item>> = None;
-    let mut send = |items: Vec<Item>, emit: &mut Sink<'_>| {
-        let unit = pending.replace(items).map(|items| Work::Messages {
-            source: source.clone(),
-            data: Bytes::Mapped(map.clone()),
+    let mut cut = Cutter::new(source, map, file, opened);
+    if format != Format::Mbox {
+        cut.send(vec![Item::whole(len)], emit) && cut.finish(emit)
+    } else {
+        cut.mbox(0..len, opts, emit) && cut.finish(emit)
+    }
+}
+
+/// The messages of `path` from byte `range.start` to `range.end`, both block starts of the
+/// splitter (a plan's [`Piece::Range`]); the file counts as opened with the range at 0.
+fn read_range(path: &Path, range: std::ops::Range<u64>, opts: &Reading<'_>, emit: &mut Sink<'_>) -> bool {
+    let source = source_name(path);
+    let opened = File::open(path).and_then(|file| {
+        let snapshot = Snapshot::of(&file)?;
+        let map = map_file(&file)?;
+        Ok((file, snapshot, map))
+    });
+    let (file, snapshot, map) = match opened {
+        Ok(o) => o,
+        Err(e) => return emit(Work::Note(Note::unreadable(&source, &e))),
+    };
+    if range.start == 0 && !emit(Work::FileOpened { bytes: snapshot.size }) {
+        return false;
+    }
+    let len = map.len();
+    let to = usize::try_from(range.end).map_or(len, |end| end.min(len));
+    let from = usize::try_from(range.start).map_or(len, |start| start.min(to));
+    let mut cut = Cutter::new(source, map, file, snapshot);
+    cut.mbox(from..to, opts, emit) && cut.finish(emit)
+}
+
+/// Map a whole file, read-only, for sequential reading.
+fn map_file(file: &File) -> std::io::Result<Arc<Mmap>> {
+    // SAFETY: the map is read-only and private to this process. If another process truncates
+    // the file while it is mapped, reading the lost pages raises SIGBUS and the run stops; the
+    // README says so and offers --no-mmap for such filesystems.
+    let map = Arc::new(unsafe { Mmap::map(file) }?);
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(map)
+}
+
+/// Cuts a mapped file into units of whole messages. The last unit is held back until the file
+/// is known not to have changed under the map ([`Cutter::finish`]).
+struct Cutter {
+    source: Arc<str>,
+    map: Arc<Mmap>,
+    file: File,
+    opened: Snapshot,
+    pending: Option<Vec<Item>>,
+}
+
+impl Cutter {
+    fn new(source: Arc<str>, map: Arc<Mmap>, file: File, opened: Snapshot) -> Cutter {
+        Cutter {
+            source,
+            map,
+            file,
+            opened,
+            pending: None,
+        }
+    }
+
+    /// Queue one unit, emitting the one queued before it.
+    fn send(&mut self, items: Vec<Item>, emit: &mut Sink<'_>) -> bool {
+        let unit = self.pending.replace(items).map(|items| Work::Messages {
+            source: self.source.clone(),
+            data: Bytes::Mapped(self.map.clone()),
             items,
         });
         unit.is_none_or(&mut *emit)
-    };
-    if format != Format::Mbox {
-        send(vec![Item::whole(len)], emit);
-    } else {
+    }
+
+    /// The mbox entries that start in `range` (from the file's first entry when it starts at 0,
+    /// else from `range.start`, a block start), in blocks of the splitter's budget.
+    fn mbox(&mut self, range: std::ops::Range<usize>, opts: &Reading<'_>, emit: &mut Sink<'_>) -> bool {
+        let map = self.map.clone();
         let data: &[u8] = &map;
-        let first = split::first_entry(data).unwrap_or(len);
-        let mut items: Vec<Item> = split::leading_entry(data, first)
-            .map(|e| Item::from_entry(&e, 0))
-            .into_iter()
-            .collect();
-        let mut pos = first;
+        let mut items: Vec<Item> = Vec::new();
+        let mut pos = range.start;
+        if pos == 0 {
+            let first = split::first_entry(data).unwrap_or(data.len());
+            items.extend(split::leading_entry(data, first).map(|e| Item::from_entry(&e, 0)));
+            pos = first;
+        }
         let mut entries = Vec::new();
-        while pos < len {
+        while pos < range.end {
             entries.clear();
             let planned = split::plan_entries(
                 data,
@@ -217,31 +364,80 @@ fn read_large(
                 &mut entries,
             );
             items.extend(entries.iter().map(|e| Item::from_entry(e, 0)));
-            if !send(std::mem::take(&mut items), emit) {
+            if !self.send(std::mem::take(&mut items), emit) {
                 return false;
             }
             pos = planned.next;
         }
-        if !items.is_empty() && !send(items, emit) {
-            return false;
+        items.is_empty() || self.send(items, emit)
+    }
+
+    /// Emit the held-back unit, its last message a read error (and a note) when the file
+    /// changed while it was mapped.
+    fn finish(mut self, emit: &mut Sink<'_>) -> bool {
+        let Some(mut last) = self.pending.take() else {
+            return true;
+        };
+        if let Err(e) = self.opened.check(&self.file) {
+            if let Some(item) = last.last_mut() {
+                item.kind = ItemKind::Failed(Malformed::ReadError);
+            }
+            if !emit(Work::Note(Note::unreadable(&self.source, &e))) {
+                return false;
+            }
+        }
+        emit(Work::Messages {
+            source: self.source,
+            data: Bytes::Mapped(self.map),
+            items: last,
+        })
+    }
+}
+
+/// Where a plan may cut the mbox file at `path` into ranges: block starts of the splitter (the
+/// offsets a scan of the whole file starts its blocks at, so the ranges hold exactly the
+/// messages of the whole file, each once), at least `every` bytes apart, not counting 0 and
+/// the end. None when the file is not a plain mbox file (it is read whole).
+pub fn mbox_cuts(
+    path: &Path,
+    in_maildir: bool,
+    every: u64,
+    opts: &Reading<'_>,
+) -> std::io::Result<Option<Vec<u64>>> {
+    let file = File::open(path)?;
+    let mut head = vec![0u8; SNIFF_BYTES];
+    let n = read_head(&file, &mut head)?;
+    let format = sniff(&head[..n]);
+    if format.is_compressed() || format == Format::Tar {
+        return Ok(None);
+    }
+    let map = map_file(&file)?;
+    let data: &[u8] = &map;
+    let len = data.len();
+    if detect(&data[..len.min(opts.stream.max_message_bytes)], !in_maildir) != Format::Mbox {
+        return Ok(None);
+    }
+    let mut cuts = Vec::new();
+    let mut last_cut = 0u64;
+    let mut pos = split::first_entry(data).unwrap_or(len);
+    let mut entries = Vec::new();
+    while pos < len {
+        entries.clear();
+        pos = split::plan_entries(
+            data,
+            pos,
+            true,
+            opts.stream.block_bytes,
+            &opts.stream.split,
+            &mut entries,
+        )
+        .next;
+        if pos < len && pos as u64 - last_cut >= every {
+            cuts.push(pos as u64);
+            last_cut = pos as u64;
         }
     }
-    let Some(mut last) = pending else {
-        return true;
-    };
-    if let Err(e) = opened.check(&file) {
-        if let Some(item) = last.last_mut() {
-            item.kind = ItemKind::Failed(Malformed::ReadError);
-        }
-        if !emit(Work::Note(Note::unreadable(&source, &e))) {
-            return false;
-        }
-    }
-    emit(Work::Messages {
-        source,
-        data: Bytes::Mapped(map),
-        items: last,
-    })
+    Ok(Some(cuts))
 }
 
 /// A file's size and modification time when it was opened, to tell whether it changed while read.

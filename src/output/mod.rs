@@ -27,6 +27,8 @@ pub enum OutputError {
     CreateDir { path: PathBuf, source: io::Error },
     #[error("cannot write {}", .path.display())]
     Write { path: PathBuf, source: io::Error },
+    #[error("cannot read {}", .path.display())]
+    Read { path: PathBuf, source: io::Error },
     #[error("the run was interrupted; no output was committed")]
     Interrupted,
     #[error(transparent)]
