@@ -11,7 +11,9 @@
 # backup of a pre-existing /etc/slurm/slurm.conf (slurm.conf.orig; restored on stop).
 # Every start uses a fresh spool/state dir (STATEDIR/spool, or a /var/spool/mailcensus-slurm.*
 # dir when STATEDIR's path is too long for slurmstepd's unix sockets) and clean-starts the
-# daemons (-c), so jobs or node state left from an earlier run never leak into a new one.
+# daemons (-c), so jobs or node state left from an earlier run never leak into a new one; job
+# steps that outlived a crashed slurmd of this STATEDIR (slurmstepd writing into it, and their
+# children) are killed by PID at the next start or stop.
 #
 # The node is `hostname -s`, partition "debug" (the default). Jobs run as root in the directory
 # sbatch was called from; sbatch's default --export=ALL passes the caller's environment.
@@ -83,19 +85,24 @@ cmd_install() {
   if [ -d /run/systemd/system ]; then
     systemctl disable --now slurmctld.service slurmd.service munge.service >/dev/null 2>&1 || true
   fi
-  have sbatch && have slurmctld && have slurmd && have munged && have parallel ||
+  if ! { have sbatch && have slurmctld && have slurmd && have munged && have parallel; }; then
     die "sbatch/slurmctld/slurmd/munged/parallel missing after install"
+  fi
 }
 
 # Make sure munged runs and works; start it (as user munge) if it doesn't. Records the PID in
 # STATEDIR/munged.pid only when we started it, so stop never kills a munged that isn't ours.
 start_munge() {
   local statedir=$1
-  rm -f "$statedir/munged.pid"
   if munge_works; then
-    echo "slurm.sh: munged already running; using it"
+    # Ours from an earlier start with this STATEDIR (keep it recorded, stop stops it), or not.
+    if ! alive "$(cat "$statedir/munged.pid" 2>/dev/null || true)" munged; then
+      rm -f "$statedir/munged.pid"
+      echo "slurm.sh: munged already running (not started here); using it, stop leaves it"
+    fi
     return 0
   fi
+  rm -f "$statedir/munged.pid"
   id munge >/dev/null 2>&1 || die "user munge does not exist (run: $0 install)"
   install -d -o munge -g munge -m 0700 /etc/munge /var/lib/munge /var/log/munge
   install -d -o munge -g munge -m 0755 /run/munge
@@ -119,8 +126,8 @@ start_munge() {
     cat "$statedir/munged.log" /var/log/munge/munged.log 2>/dev/null >&2 || true
     die "munged failed to start"
   fi
-  local i pid=
-  for i in $(seq 1 100); do
+  local pid=
+  for _ in $(seq 1 100); do
     pid=$(cat "$pidfile" 2>/dev/null || true)
     if alive "$pid" munged && munge_works; then
       echo "$pid" >"$statedir/munged.pid"
@@ -135,14 +142,15 @@ start_munge() {
 # Start DAEMON (slurmctld or slurmd) clean (-c); record its PID in STATEDIR/DAEMON.pid.
 start_daemon() {
   local statedir=$1 spool=$2 name=$3
-  local log="$statedir/$name.log" pidfile="$spool/$name.pid"
+  local log="$statedir/$name.log" out="$statedir/$name.stderr" pidfile="$spool/$name.pid"
   : >"$log"
-  if ! "/usr/sbin/$name" -c -f "$CONF" -L "$log" >>"$log" 2>&1 </dev/null; then
-    cat "$log" >&2
+  # (-L: the log; what it prints before it daemonizes, e.g. a fatal config error, goes to $out)
+  if ! "/usr/sbin/$name" -c -f "$CONF" -L "$log" >"$out" 2>&1 </dev/null; then
+    cat "$out" "$log" >&2
     die "$name failed to start"
   fi
-  local i pid=
-  for i in $(seq 1 100); do
+  local pid=
+  for _ in $(seq 1 100); do
     pid=$(cat "$pidfile" 2>/dev/null || true)
     if alive "$pid" "$name"; then
       echo "$pid" >"$statedir/$name.pid"
@@ -150,15 +158,16 @@ start_daemon() {
     fi
     sleep 0.1
   done
-  cat "$log" >&2
+  cat "$out" "$log" >&2
   die "$name did not stay up (no live PID in $pidfile)"
 }
 
 cmd_start() {
   [ $# = 1 ] || die "usage: start STATEDIR"
   [ "$(id -u)" = 0 ] || die "start needs root (daemons run as root, slurm.conf is in /etc)"
-  have sbatch && have slurmctld && have slurmd && have munged && have sinfo ||
+  if ! { have sbatch && have slurmctld && have slurmd && have munged && have sinfo; }; then
     die "slurm/munge not installed (run: $0 install)"
+  fi
   local statedir=$1
   mkdir -p "$statedir"
   statedir=$(cd "$statedir" && pwd -P)
@@ -184,16 +193,15 @@ cmd_start() {
   cpus=$(nproc)
   mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
   # A bit below the total: slurmd drains a node whose RealMemory exceeds what it finds.
-  mem_mb=$(( mem_kb / 1024 * 95 / 100 ))
+  mem_mb=$(( mem_kb * 95 / 100 / 1024 ))
   [ "$mem_mb" -gt 0 ] || die "could not read MemTotal from /proc/meminfo"
 
   # Fresh spool + state dirs each start. slurmstepd puts unix sockets (<node>_<job>.<step>)
   # into SlurmdSpoolDir, and sun_path holds 108 bytes: fall back to /var/spool for long paths.
   local spool="$statedir/spool" old
-  if [ -s "$statedir/spooldir" ]; then
-    old=$(cat "$statedir/spooldir")
-    case $old in /var/spool/mailcensus-slurm.*) rm -rf "$old" ;; esac
-  fi
+  old=$(cat "$statedir/spooldir" 2>/dev/null || true)
+  reap_orphan_steps "$statedir" "$old"
+  case $old in /var/spool/mailcensus-slurm.*) rm -rf "$old" ;; esac
   rm -rf "$statedir/spool"
   if [ $(( ${#spool} + ${#host} + 40 )) -gt 100 ] || ! mkdir -p "$spool/slurmd" "$spool/ctld" 2>/dev/null; then
     spool=$(mktemp -d /var/spool/mailcensus-slurm.XXXXXX)
@@ -221,6 +229,7 @@ SlurmctldHost=$host
 AuthType=auth/munge
 CryptoType=crypto/munge
 MpiDefault=none
+MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -247,8 +256,8 @@ EOF
   start_daemon "$statedir" "$spool" slurmctld
   start_daemon "$statedir" "$spool" slurmd
 
-  local i state=
-  for i in $(seq 1 $(( READY_TIMEOUT * 2 ))); do
+  local f state=
+  for _ in $(seq 1 $(( READY_TIMEOUT * 2 ))); do
     state=$(sinfo -h -n "$host" -o %T 2>/dev/null | head -n1 || true)
     if [ "$state" = idle ]; then
       echo "slurm.sh: slurm up on $host ($cpus CPUs, ${mem_mb} MB), state in $statedir"
@@ -264,29 +273,74 @@ EOF
     echo "slurm.sh: node $host not idle after ${READY_TIMEOUT}s (last sinfo state: '${state}')"
     sinfo 2>&1 || true
     scontrol show node "$host" 2>&1 || true
-    for d in slurmctld slurmd munged; do
-      echo "----- $statedir/$d.log"
-      cat "$statedir/$d.log" 2>/dev/null || true
+    for f in slurmctld.stderr slurmctld.log slurmd.stderr slurmd.log munged.log; do
+      [ -s "$statedir/$f" ] || continue
+      echo "----- $statedir/$f"
+      cat "$statedir/$f"
     done
   } >&2
   cmd_stop "$statedir" >/dev/null 2>&1 || true
   exit 1
 }
 
+# Kill job steps that outlived their slurmd (e.g. after a crash of an earlier run): the
+# slurmstepd processes writing into STATEDIR (their fd 3 is STATEDIR/slurmd.log; their cwd is
+# STATEDIR) or the spool dir, and all their descendants (the job scripts). By PID only.
+reap_orphan_steps() {
+  local statedir=$1 spool=${2:-} p exe f hit
+  local -a steps=() victims=()
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    exe=$(readlink "/proc/$p/exe" 2>/dev/null || true)
+    case $exe in /usr/sbin/slurmstepd*) ;; *) continue ;; esac
+    hit=
+    for f in "/proc/$p/cwd" "/proc/$p"/fd/*; do
+      f=$(readlink "$f" 2>/dev/null || true)
+      case $f in
+        "$statedir"|"$statedir"/*) hit=1; break ;;
+        "")  ;;
+        *) if [ -n "$spool" ] && [[ $f == "$spool" || $f == "$spool"/* ]]; then hit=1; break; fi ;;
+      esac
+    done
+    [ -n "$hit" ] && steps+=("$p")
+  done
+  [ ${#steps[@]} -gt 0 ] || return 0
+  # descendants, breadth first, from the ppid field of /proc/PID/stat
+  local -A parent=()
+  local st rest ppid_
+  for p in /proc/[0-9]*; do
+    st=$(cat "$p/stat" 2>/dev/null) || continue
+    rest=${st##*) }
+    read -r _ ppid_ _ <<<"$rest" || continue
+    parent[${p#/proc/}]=$ppid_
+  done
+  victims=("${steps[@]}")
+  local i=0 c
+  while [ $i -lt ${#victims[@]} ]; do
+    for c in "${!parent[@]}"; do
+      [ "${parent[$c]}" = "${victims[$i]}" ] && victims+=("$c")
+    done
+    i=$((i + 1))
+  done
+  echo "slurm.sh: killing leftover job steps of an earlier run: ${victims[*]}" >&2
+  kill -KILL "${victims[@]}" 2>/dev/null || true
+  sleep 0.5
+}
+
 # Stop the daemon recorded in STATEDIR/NAME.pid: TERM, wait up to ~20 s, then KILL.
 stop_daemon() {
-  local statedir=$1 name=$2 pid i
+  local statedir=$1 name=$2 pid
   pid=$(cat "$statedir/$name.pid" 2>/dev/null || true)
   if alive "$pid" "$name"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 200); do
+    for _ in $(seq 1 200); do
       alive "$pid" "$name" || break
       sleep 0.1
     done
     if alive "$pid" "$name"; then
       echo "slurm.sh: $name ($pid) ignored TERM for 20 s; killing it" >&2
       kill -KILL "$pid" 2>/dev/null || true
-      for i in $(seq 1 50); do
+      for _ in $(seq 1 50); do
         alive "$pid" "$name" || break
         sleep 0.1
       done
@@ -297,7 +351,7 @@ stop_daemon() {
 
 cmd_stop() {
   [ $# = 1 ] || die "usage: stop STATEDIR"
-  local statedir=$1 i
+  local statedir=$1
   [ -d "$statedir" ] || return 0
   statedir=$(cd "$statedir" && pwd -P)
 
@@ -309,7 +363,7 @@ cmd_stop() {
     if [ -n "${jobs// /}" ]; then
       # shellcheck disable=SC2086 # word splitting of job ids is intended
       timeout 10 scancel $jobs 2>/dev/null || true
-      for i in $(seq 1 50); do
+      for _ in $(seq 1 50); do
         [ -z "$(timeout 5 squeue -h -o %A 2>/dev/null || true)" ] && break
         sleep 0.2
       done
@@ -319,6 +373,7 @@ cmd_stop() {
   stop_daemon "$statedir" slurmd
   stop_daemon "$statedir" slurmctld
   stop_daemon "$statedir" munged   # only if we started it (else there is no munged.pid)
+  reap_orphan_steps "$statedir" "$(cat "$statedir/spooldir" 2>/dev/null || true)"
 
   # Restore the slurm.conf that was there before start (or remove ours if there was none).
   if [ -e "$statedir/slurm.conf.orig" ]; then

@@ -203,8 +203,11 @@ impl Totals {
             .and_then(serde_json::Value::as_array)
             .ok_or("totals: no missing_keys")?
         {
-            t.missing_keys
-                .insert(name.as_str().ok_or("totals: a missing key is no text")?.to_string());
+            t.missing_keys.insert(
+                name.as_str()
+                    .ok_or("totals: a missing key is no text")?
+                    .to_string(),
+            );
         }
         for note in v
             .get("notes")
@@ -281,6 +284,10 @@ mod tests {
         assert_eq!(back, t);
         let mut broken = t.to_json();
         broken["malformed"]["no-such-reason"] = 1.into();
-        assert!(Totals::from_json(&broken).unwrap_err().contains("no-such-reason"));
+        assert!(
+            Totals::from_json(&broken)
+                .unwrap_err()
+                .contains("no-such-reason")
+        );
     }
 }

@@ -46,6 +46,7 @@ pub mod aggregate;
 pub mod auth;
 pub mod campaign;
 pub mod classify;
+pub mod cluster;
 pub mod generate;
 pub mod headers;
 pub mod input;

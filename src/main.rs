@@ -93,6 +93,12 @@ enum Command {
     /// and write messages.csv, signatures.csv and summary.json (and received.csv with
     /// --received).
     Scan(ScanArgs),
+    /// Cut the inputs of a scan into N shards that run anywhere (a Slurm array, GNU parallel,
+    /// several machines): writes a plan file for `scan --plan` and `merge`.
+    Plan(PlanArgs),
+    /// Make the result files of one scan from the partials of a plan's shards (`scan --plan`):
+    /// campaigns and relay abuse are decided over all of them; the files equal a single scan's.
+    Merge(MergeArgs),
     /// Write a synthetic, DKIM-signed spam-trap corpus with its truth: corpus.mbox, keys.zone,
     /// keys.private, truth.csv (one row per signature) and messages-truth.csv (one row per
     /// message: campaign, echospoof, platform). Spam campaigns, relay-abuse (EchoSpoofing) waves
@@ -148,10 +154,82 @@ struct GenerateArgs {
 }
 
 #[derive(clap::Args)]
-struct ScanArgs {
-    /// Files and directories to read (directories are walked recursively).
+struct PlanArgs {
+    /// Files and directories to read, as `scan` takes them (standard input cannot be planned).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
+    /// Number of shards.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    shards: u32,
+    /// The plan file to write.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Largest message kept, in MiB (every shard reads with the plan's limits) [default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_message_mib: Option<u32>,
+    /// Largest header block, in KiB [default: 1024].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1048576))]
+    max_header_kib: Option<u32>,
+    /// Cut mbox files larger than this into byte ranges of about this size (default: an eighth
+    /// of a shard's share of the bytes, at least 16 MiB).
+    #[arg(long, value_name = "BYTES", hide = true)]
+    range_bytes: Option<u64>,
+    /// No summary on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// The shards' directories (`scan --plan ... --out DIR`), in any order.
+    #[arg(required = true)]
+    parts: Vec<PathBuf>,
+    /// Directory for the result files (created if missing).
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Formats of the result tables, comma-separated: csv, parquet, jsonl.
+    #[arg(long, default_value = "csv", value_name = "LIST")]
+    format: String,
+    /// Write CSV cells as they are: do not prefix cells starting with = + - @ with a quote.
+    #[arg(long)]
+    raw_cells: bool,
+    /// Merge the finished shards there are when some are missing or unfinished (summary.json
+    /// lists them; exit status 3).
+    #[arg(long)]
+    allow_partial: bool,
+    /// Threads of the grouping passes (default: one per core).
+    #[arg(long, short = 'j', default_value_t = 0)]
+    threads: usize,
+    /// No summary on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct ScanArgs {
+    /// Files and directories to read (directories are walked recursively).
+    #[arg(required_unless_present = "plan", conflicts_with = "plan")]
+    inputs: Vec<PathBuf>,
+    /// Scan one shard of this plan (`mailcensus plan`) into a partial in --out, for `merge`.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+    /// With --plan: the shard to scan, I/N (I from 0). Default: I from SLURM_ARRAY_TASK_ID
+    /// and N from the plan.
+    #[arg(long, value_name = "I/N", requires = "plan")]
+    shard: Option<String>,
+    /// With --plan: continue a shard that was stopped after its last committed segment (a
+    /// finished shard is left as it is).
+    #[arg(long, requires = "plan")]
+    resume: bool,
+    /// With --plan: commit a segment every this many MiB of input [default: 256].
+    #[arg(long, value_name = "MIB", requires = "plan", hide = true)]
+    segment_mib: Option<u64>,
+    /// With --plan, for tests: commit segments every this many bytes.
+    #[arg(long, value_name = "BYTES", requires = "plan", hide = true)]
+    segment_bytes: Option<u64>,
+    /// For tests: end the process abruptly after this many segments, as a killed shard would.
+    #[arg(long, value_name = "N", requires = "plan", hide = true)]
+    abort_after_segments: Option<u32>,
     /// Directory for the result files (created if missing).
     #[arg(long, short)]
     out: PathBuf,
@@ -214,12 +292,12 @@ struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     keys_out: Option<PathBuf>,
     /// Largest message kept from a compressed or streamed input, in MiB; larger ones are
-    /// reported as too-large (decompression-bomb guard).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
-    max_message_mib: u32,
-    /// Largest header block, in KiB; larger ones are header-too-large.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1048576))]
-    max_header_kib: u32,
+    /// reported as too-large (decompression-bomb guard) [default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_message_mib: Option<u32>,
+    /// Largest header block, in KiB; larger ones are header-too-large [default: 1024].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1048576))]
+    max_header_kib: Option<u32>,
     /// No progress bar and no summary on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -228,17 +306,9 @@ struct ScanArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Scan(args) => match run_scan(args) {
-            Ok(code) => ExitCode::from(code),
-            Err(e) => {
-                say!("mailcensus: error: {}", error_text(&e));
-                if e.downcast_ref::<BadArgument>().is_some() {
-                    ExitCode::from(EXIT_USAGE)
-                } else {
-                    ExitCode::from(EXIT_ERROR)
-                }
-            }
-        },
+        Command::Scan(args) => finish(run_scan(args)),
+        Command::Plan(args) => finish(run_plan(args)),
+        Command::Merge(args) => finish(run_merge(args)),
         Command::Generate(args) => match run_generate(args) {
             Ok(()) => ExitCode::from(EXIT_OK),
             Err(e) => {
@@ -247,6 +317,151 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// The exit status of a command's result (errors said on stderr).
+fn finish(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            say!("mailcensus: error: {}", error_text(&e));
+            if e.downcast_ref::<BadArgument>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::from(EXIT_ERROR)
+            }
+        }
+    }
+}
+
+/// Default largest message, in MiB.
+const MAX_MESSAGE_MIB: u32 = 64;
+/// Default largest header block, in KiB.
+const MAX_HEADER_KIB: u32 = 1024;
+
+fn run_plan(args: PlanArgs) -> anyhow::Result<u8> {
+    use mailcensus::cluster::plan::{Plan, PlanOptions};
+    let opts = ScanOptions::builder()
+        .max_message_bytes(args.max_message_mib.unwrap_or(MAX_MESSAGE_MIB) as usize * (1 << 20))
+        .max_header_bytes(args.max_header_kib.unwrap_or(MAX_HEADER_KIB) as usize * (1 << 10))
+        .build()
+        .map_err(anyhow::Error::from)
+        .context(BadArgument)?;
+    let started = Instant::now();
+    let plan = Plan::make(
+        &args.inputs,
+        &opts,
+        PlanOptions {
+            shards: args.shards,
+            range_bytes: args.range_bytes,
+        },
+    )
+    .map_err(|e| match e {
+        mailcensus::cluster::ClusterError::Usage(_) => anyhow::Error::from(e).context(BadArgument),
+        e => anyhow::Error::from(e),
+    })?;
+    plan.write(&args.out)?;
+    if !args.quiet {
+        let ranges = plan
+            .pieces
+            .iter()
+            .filter(|p| matches!(p.piece, mailcensus::input::units::Piece::Range { .. }))
+            .count();
+        let mut per_shard = vec![0u64; args.shards as usize];
+        for p in &plan.pieces {
+            per_shard[p.shard as usize] += p.bytes();
+        }
+        say!(
+            "mailcensus: plan {} in {:.1}s: {} pieces ({ranges} byte ranges of large mbox files), {:.1} MB in {} shards of {:.1} to {:.1} MB; written to {}",
+            plan.header.id,
+            started.elapsed().as_secs_f64(),
+            plan.pieces.len(),
+            plan.header.bytes as f64 / 1e6,
+            args.shards,
+            per_shard.iter().min().copied().unwrap_or(0) as f64 / 1e6,
+            per_shard.iter().max().copied().unwrap_or(0) as f64 / 1e6,
+            args.out.display()
+        );
+        say!(
+            "  next: mailcensus scan --plan {} --shard I/{} --out parts/I (I = 0..{}), then mailcensus merge parts/* --out results",
+            args.out.display(),
+            args.shards,
+            args.shards - 1
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn run_merge(args: MergeArgs) -> anyhow::Result<u8> {
+    use mailcensus::cluster::merge::{MergeOptions, merge};
+    let cancel = scan::Cancel::new();
+    install_interrupt_handler(cancel.clone(), false)?;
+    let formats = Formats::parse(&args.format)
+        .map_err(anyhow::Error::msg)
+        .context(BadArgument)?;
+    let merged = merge(
+        &args.parts,
+        &args.out,
+        &MergeOptions {
+            formats,
+            raw_cells: args.raw_cells,
+            allow_partial: args.allow_partial,
+            threads: args.threads,
+            cancel,
+        },
+    );
+    let merged = match merged {
+        Ok(m) => m,
+        Err(mailcensus::cluster::ClusterError::Scan(ScanError::Interrupted)) => {
+            say!("mailcensus: interrupted; no result files were written");
+            return Ok(EXIT_INTERRUPTED);
+        }
+        Err(e) => return Err(e).context("merge failed"),
+    };
+    if !args.quiet {
+        say_raw!("{}", summary::human_summary(&merged.report));
+        say!(
+            "  merged {} of {} shards{}",
+            merged.shards as usize - merged.missing.len(),
+            merged.shards,
+            match merged.missing.is_empty() {
+                true => String::new(),
+                false => format!(
+                    "; MISSING shards {:?}: the result is partial",
+                    merged.missing
+                ),
+            }
+        );
+        say!("  results in {}", args.out.display());
+    }
+    Ok(
+        if summary::complete(&merged.report) && merged.missing.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_PARTIAL
+        },
+    )
+}
+
+/// Ctrl-C and SIGTERM: stop, remove temporary outputs and leave. A shard keeps its committed
+/// segments (`--resume` continues after them), so it never claims to be complete.
+fn install_interrupt_handler(cancel: scan::Cancel, shard: bool) -> anyhow::Result<()> {
+    ctrlc::set_handler(move || {
+        cancel.cancel();
+        // Remove temporary outputs now and leave: a worker may be blocked reading a pipe.
+        let aborted = output::abort_pending();
+        if shard {
+            say!("\nmailcensus: interrupted; the shard's committed segments are kept: run it again with --resume");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        if aborted.committed && aborted.removed == 0 {
+            say!("\nmailcensus: interrupted after the results were complete");
+            std::process::exit(i32::from(EXIT_OK));
+        }
+        say!("\nmailcensus: interrupted; no result files were written");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    })
+    .context("cannot install the Ctrl-C handler")
 }
 
 fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
@@ -287,32 +502,28 @@ const THREADS_PER_CORE: usize = 8;
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
     let cancel = scan::Cancel::new();
-    let on_signal = cancel.clone();
-    ctrlc::set_handler(move || {
-        on_signal.cancel();
-        // Remove temporary outputs now and leave: a worker may be blocked reading a pipe.
-        let aborted = output::abort_pending();
-        if aborted.committed && aborted.removed == 0 {
-            say!("\nmailcensus: interrupted after the results were complete");
-            std::process::exit(i32::from(EXIT_OK));
-        }
-        say!("\nmailcensus: interrupted; no result files were written");
-        std::process::exit(i32::from(EXIT_INTERRUPTED));
-    })
-    .context("cannot install the Ctrl-C handler")?;
+    install_interrupt_handler(cancel.clone(), args.plan.is_some())?;
+    let plan = match &args.plan {
+        Some(path) => Some(mailcensus::cluster::plan::Plan::read(path).context(BadArgument)?),
+        None => None,
+    };
 
     // Thread start-up grows with the square of the count; beyond a few per core nothing is
     // gained.
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let max_threads = THREADS_PER_CORE * cores;
-    let threads = if args.threads > max_threads {
+    // A Slurm task gets the cores it asked for.
+    let asked = match (args.threads, std::env::var("SLURM_CPUS_PER_TASK")) {
+        (0, Ok(n)) => n.trim().parse().unwrap_or(0),
+        (n, _) => n,
+    };
+    let threads = if asked > max_threads {
         say!(
-            "mailcensus: --threads {} is more than {THREADS_PER_CORE} per core ({max_threads} on this machine); using {max_threads}",
-            args.threads
+            "mailcensus: --threads {asked} is more than {THREADS_PER_CORE} per core ({max_threads} on this machine); using {max_threads}"
         );
         max_threads
     } else {
-        args.threads
+        asked
     };
     let formats = Formats::parse(&args.format)
         .map_err(anyhow::Error::msg)
@@ -324,11 +535,36 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         .raw_cells(args.raw_cells)
         .received(args.received)
         .formats(formats)
-        .max_message_bytes(args.max_message_mib as usize * (1 << 20))
-        .max_header_bytes(args.max_header_kib as usize * (1 << 10))
+        .max_message_bytes(args.max_message_mib.unwrap_or(MAX_MESSAGE_MIB) as usize * (1 << 20))
+        .max_header_bytes(args.max_header_kib.unwrap_or(MAX_HEADER_KIB) as usize * (1 << 10))
         .build()
         .map_err(anyhow::Error::from)
         .context(BadArgument)?;
+    if let Some(plan) = &plan {
+        let limits = plan.header.limits;
+        let mib = limits.max_message_bytes >> 20;
+        let kib = limits.max_header_bytes >> 10;
+        if args.max_message_mib.is_some_and(|m| m as usize != mib)
+            || args.max_header_kib.is_some_and(|k| k as usize != kib)
+        {
+            return Err(anyhow::anyhow!(
+                "the plan was made with --max-message-mib {mib} --max-header-kib {kib}; a shard reads with the plan's limits (give them to `mailcensus plan`)"
+            ))
+            .context(BadArgument);
+        }
+        if args.dns.is_some() {
+            return Err(anyhow::anyhow!(
+                "--dns cannot be used with --plan: every shard must verify with the same keys. Fetch them once (`mailcensus scan INPUTS --dns SERVER --keys-out keys.txt --out tmp`) and give --keys keys.txt to every shard"
+            ))
+            .context(BadArgument);
+        }
+    }
+    let rules_text = match (&args.rules, args.no_campaigns) {
+        (Some(path), false) => std::fs::read(path).unwrap_or_default(),
+        (None, false) => b"built-in".to_vec(),
+        (_, true) => Vec::new(),
+    };
+    let mut keys_text = Vec::new();
     opts.campaigns = match (&args.rules, args.no_campaigns) {
         (_, true) => None,
         (Some(path), false) => Some(Arc::new(
@@ -374,11 +610,16 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         if let Some(path) = &args.keys_out {
             write_keys(&store, path)?;
         }
+        store.write_lines(&mut keys_text)?;
         opts.dkim = Some(Arc::new(Verifier::with_lookup_failures(
             &store, policy, &failed,
         )?));
     }
 
+    if let Some(plan) = &plan {
+        let fingerprint = mailcensus::cluster::shard::fingerprint_of(&keys_text, &rules_text);
+        return run_shard(&args, plan, opts, fingerprint);
+    }
     let show = !args.quiet && std::io::stderr().is_terminal();
     let bar = show.then(|| progress_bar(&args.inputs, &args.out));
     let mut last = Instant::now();
@@ -419,6 +660,105 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         say!("  results in {}", args.out.display());
     }
     Ok(if summary::complete(&report) {
+        EXIT_OK
+    } else {
+        EXIT_PARTIAL
+    })
+}
+
+/// Scan one shard of a plan into a partial.
+fn run_shard(
+    args: &ScanArgs,
+    plan: &mailcensus::cluster::plan::Plan,
+    opts: ScanOptions,
+    fingerprint: String,
+) -> anyhow::Result<u8> {
+    use mailcensus::cluster::shard::{ShardOptions, run_shard};
+    let shards = plan.header.shards;
+    let shard = match (&args.shard, std::env::var("SLURM_ARRAY_TASK_ID")) {
+        (Some(text), _) => {
+            let (i, n) = text
+                .split_once('/')
+                .and_then(|(i, n)| {
+                    Some((i.trim().parse::<u32>().ok()?, n.trim().parse::<u32>().ok()?))
+                })
+                .ok_or_else(|| anyhow::anyhow!("--shard {text:?}: expected I/N, such as 0/16"))
+                .context(BadArgument)?;
+            if n != shards {
+                return Err(anyhow::anyhow!(
+                    "--shard {text}: the plan has {shards} shards, not {n}"
+                ))
+                .context(BadArgument);
+            }
+            i
+        }
+        (None, Ok(id)) => id
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| anyhow::anyhow!("SLURM_ARRAY_TASK_ID is {id:?}, not a shard number"))
+            .context(BadArgument)?,
+        (None, Err(_)) => {
+            return Err(anyhow::anyhow!(
+                "--plan needs --shard I/{shards} (or SLURM_ARRAY_TASK_ID, as in a Slurm array job)"
+            ))
+            .context(BadArgument);
+        }
+    };
+    if shard >= shards {
+        return Err(anyhow::anyhow!(
+            "shard {shard} does not exist: the plan has {shards} shards, numbered 0 to {}",
+            shards - 1
+        ))
+        .context(BadArgument);
+    }
+    let so = ShardOptions {
+        shard,
+        resume: args.resume,
+        segment_bytes: args
+            .segment_bytes
+            .unwrap_or(args.segment_mib.unwrap_or(256) << 20),
+        fingerprint,
+        abort_after_segments: args.abort_after_segments,
+    };
+    let result = run_shard(plan, &args.out, &so, &opts, &mut |_| {});
+    let report = match result {
+        Ok(r) => r,
+        Err(mailcensus::cluster::ClusterError::Scan(ScanError::Interrupted)) => {
+            say!(
+                "mailcensus: interrupted; the shard's committed segments are kept: run it again with --resume"
+            );
+            return Ok(EXIT_INTERRUPTED);
+        }
+        Err(e @ mailcensus::cluster::ClusterError::Usage(_)) => {
+            return Err(anyhow::Error::from(e).context(BadArgument));
+        }
+        Err(e) => return Err(e).context(format!("shard {shard} failed")),
+    };
+    let t = &report.totals;
+    if !args.quiet {
+        match report.already_finished {
+            true => say!(
+                "mailcensus: shard {shard} of {shards} was finished already ({} messages); nothing to do",
+                t.messages
+            ),
+            false => say!(
+                "mailcensus: shard {shard} of {shards}: {} messages ({} malformed) from {} files, {:.1} MB, in {:.2}s on {} threads; {} segments{}",
+                t.messages,
+                t.malformed_total(),
+                t.files,
+                t.message_bytes as f64 / 1e6,
+                report.elapsed.as_secs_f64(),
+                report.threads,
+                report.resumed_segments + report.new_segments,
+                match report.resumed_segments {
+                    0 => String::new(),
+                    n => format!(" ({n} from the earlier run, resumed)"),
+                }
+            ),
+        }
+        say!("  partial in {}", args.out.display());
+    }
+    Ok(if t.unreadable().next().is_none() {
         EXIT_OK
     } else {
         EXIT_PARTIAL

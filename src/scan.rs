@@ -240,9 +240,11 @@ pub fn scan(
     let threads = thread_count(opts);
     let mut write_error: Option<OutputError> = None;
     let ran = pipeline(
-        inputs,
+        Input::Walk {
+            inputs,
+            out_dir: Some(out_dir),
+        },
         opts,
-        Some(out_dir),
         threads,
         &mut |out| {
             if write_error.is_some() {
@@ -487,9 +489,11 @@ pub fn scan_messages(
     };
     let mut stopped = false;
     let ran = pipeline(
-        inputs,
+        Input::Walk {
+            inputs,
+            out_dir: None,
+        },
         &opts,
-        None,
         thread_count(&opts),
         &mut |out| {
             for m in &out.records {
@@ -613,7 +617,7 @@ impl UnitOutput {
     }
 
     /// Empty it for the next unit, keeping its buffers.
-    fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.messages.clear();
         self.spilled.clear();
         self.signatures.clear();
@@ -699,9 +703,11 @@ pub fn collect_key_names(
     pass.dkim = None;
     pass.read.key_names_only = true;
     let ran = pipeline(
-        inputs,
+        Input::Walk {
+            inputs,
+            out_dir: None,
+        },
         &pass,
-        None,
         thread_count(opts),
         &mut |_| true,
         &mut |_| {},
@@ -712,14 +718,30 @@ pub fn collect_key_names(
     Ok(ran.totals.key_names)
 }
 
-/// What [`pipeline`] gives back.
-struct Ran {
-    totals: Totals,
-    /// A unit went missing (a bug): the output must not be committed.
-    lost_units: bool,
+/// What a run reads: the inputs' walk, or a plan's pieces.
+#[derive(Clone, Copy)]
+pub(crate) enum Input<'a> {
+    /// The files and directories `inputs`, walked; `out_dir`, when the run writes one, is left
+    /// out of the walk.
+    Walk {
+        inputs: &'a [PathBuf],
+        out_dir: Option<&'a Path>,
+    },
+    /// A plan's pieces, in order, with a `Done` mark at least every `mark_bytes`.
+    Pieces {
+        pieces: &'a [(u64, units::Piece)],
+        mark_bytes: u64,
+    },
 }
 
-fn thread_count(opts: &ScanOptions) -> usize {
+/// What [`pipeline`] gives back.
+pub(crate) struct Ran {
+    pub(crate) totals: Totals,
+    /// A unit went missing (a bug): the output must not be committed.
+    pub(crate) lost_units: bool,
+}
+
+pub(crate) fn thread_count(opts: &ScanOptions) -> usize {
     if opts.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -732,10 +754,9 @@ fn thread_count(opts: &ScanOptions) -> usize {
 /// `deliver` returns false (its output failed) the producer stops.
 /// `out_dir`, when the run writes one, is left out of the walk: it holds the run's own scratch
 /// files and an earlier run's results, never mail.
-fn pipeline(
-    inputs: &[PathBuf],
+pub(crate) fn pipeline(
+    input: Input<'_>,
     opts: &ScanOptions,
-    out_dir: Option<&Path>,
     threads: usize,
     deliver: &mut dyn FnMut(&mut UnitOutput) -> bool,
     progress: &mut dyn FnMut(&Totals),
@@ -766,7 +787,7 @@ fn pipeline(
                 stream: &opts.stream,
                 cancel: &opts.cancel,
             };
-            units::produce(inputs, &reading, out_dir, &mut |work| {
+            let mut emit = |work: Work| {
                 if !window.acquire() {
                     return false;
                 }
@@ -799,7 +820,15 @@ fn pipeline(
                     let _ = tx.send((this, out));
                 });
                 true
-            });
+            };
+            match input {
+                Input::Walk { inputs, out_dir } => {
+                    units::produce(inputs, &reading, out_dir, &mut emit)
+                }
+                Input::Pieces { pieces, mark_bytes } => {
+                    units::produce_pieces(pieces, &reading, mark_bytes, &mut emit)
+                }
+            }
             // Dropping the producer's sender lets the writer's loop end after the last unit.
             drop(tx);
             seq

@@ -83,8 +83,8 @@ pub fn summary_json(report: &ScanReport, inputs: &[PathBuf], opts: &ScanOptions)
     summary_document(report, &inputs, &RunSettings::of(opts), None)
 }
 
-/// The `summary.json` document of a run with `settings`; `merged`, for a merge of shards, is
-/// added as its `merge` section.
+/// The `summary.json` document of a run with `settings`; `merged`, for a merge of shards, goes
+/// into its `run` section.
 pub fn summary_document(
     report: &ScanReport,
     inputs: &[String],
@@ -157,7 +157,24 @@ pub fn summary_document(
     });
     let mut doc = doc;
     if let (Some(merged), Some(map)) = (merged, doc.as_object_mut()) {
-        map.insert("merge".to_string(), merged);
+        // A merge of every shard describes the same run as one scan: only its `run` section
+        // tells. Shards left out make the result partial, and say so at the top.
+        let left_out = |k: &str| {
+            merged
+                .get(k)
+                .and_then(|v| v.as_array())
+                .is_some_and(|a| !a.is_empty())
+        };
+        if left_out("missing_shards") || left_out("unfinished") {
+            map.insert("complete".to_string(), false.into());
+            map.insert(
+                "missing_shards".to_string(),
+                merged["missing_shards"].clone(),
+            );
+        }
+        if let Some(run) = map.get_mut("run").and_then(|r| r.as_object_mut()) {
+            run.insert("merge".to_string(), merged);
+        }
     }
     let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     bytes.push(b'\n');

@@ -163,7 +163,10 @@ pub(super) fn for_each_record(
 }
 
 /// Write every fact of a unit with `write`, in order; gives the bytes written.
-pub fn write_facts<E>(facts: &Facts, mut write: impl FnMut(&[u8]) -> Result<(), E>) -> Result<u64, E> {
+pub fn write_facts<E>(
+    facts: &Facts,
+    mut write: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<u64, E> {
     let mut n = 0;
     for f in &facts.facts {
         let (keys, from_text, subject) = facts.parts(f);

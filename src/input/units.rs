@@ -58,7 +58,11 @@ pub fn produce(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
     /// A whole file.
-    File { path: PathBuf, size: Option<u64>, in_maildir: bool },
+    File {
+        path: PathBuf,
+        size: Option<u64>,
+        in_maildir: bool,
+    },
     /// The messages of an mbox file from `start` to `end`, both boundaries where the splitter
     /// starts a block ([`mbox_cuts`]); the file is counted with the range that starts at 0.
     Range { path: PathBuf, start: u64, end: u64 },
@@ -68,23 +72,20 @@ pub enum Piece {
 
 /// Cut `pieces` into work units, in order, as [`produce`] cuts the files of a walk (the same
 /// pieces give the same messages in the same order). After the pieces `..n` are all emitted,
-/// at least every `mark_bytes` of input, `Work::Done(n)` follows them: where a shard may
-/// commit what it has. `check` is called before a piece is read and may refuse it (a file
-/// changed since it was planned); the production then stops and its error is given back.
-pub fn produce_pieces<E>(
+/// at least every `mark_bytes` of input and after the last piece, `Work::Done(n)` follows
+/// them: where a shard may commit what it has.
+pub fn produce_pieces(
     pieces: &[(u64, Piece)],
     opts: &Reading<'_>,
     mark_bytes: u64,
-    check: &mut dyn FnMut(&Piece) -> Result<(), E>,
     emit: &mut Sink<'_>,
-) -> Result<(), E> {
+) {
     let mut producer = Producer::new(opts, emit);
     let mut since_mark = 0u64;
     for (i, (index, piece)) in pieces.iter().enumerate() {
         if opts.cancel.is_cancelled() {
-            return Ok(());
+            return;
         }
-        check(piece)?;
         let going = match piece {
             Piece::File {
                 path,
@@ -105,19 +106,18 @@ pub fn produce_pieces<E>(
             Piece::Note(note) => (producer.emit)(Work::Note(note.clone())),
         };
         if !going {
-            return Ok(());
+            return;
         }
         let last = i + 1 == pieces.len();
         if (since_mark >= mark_bytes || last)
             && !(producer.flush() && (producer.emit)(Work::Done(index + 1)))
         {
-            return Ok(());
+            return;
         }
         if since_mark >= mark_bytes {
             since_mark = 0;
         }
     }
-    Ok(())
 }
 
 /// Turns what the walk finds into work units: small files are read and batched, large ones
@@ -277,7 +277,12 @@ fn read_large(
 
 /// The messages of `path` from byte `range.start` to `range.end`, both block starts of the
 /// splitter (a plan's [`Piece::Range`]); the file counts as opened with the range at 0.
-fn read_range(path: &Path, range: std::ops::Range<u64>, opts: &Reading<'_>, emit: &mut Sink<'_>) -> bool {
+fn read_range(
+    path: &Path,
+    range: std::ops::Range<u64>,
+    opts: &Reading<'_>,
+    emit: &mut Sink<'_>,
+) -> bool {
     let source = source_name(path);
     let opened = File::open(path).and_then(|file| {
         let snapshot = Snapshot::of(&file)?;
@@ -288,7 +293,11 @@ fn read_range(path: &Path, range: std::ops::Range<u64>, opts: &Reading<'_>, emit
         Ok(o) => o,
         Err(e) => return emit(Work::Note(Note::unreadable(&source, &e))),
     };
-    if range.start == 0 && !emit(Work::FileOpened { bytes: snapshot.size }) {
+    if range.start == 0
+        && !emit(Work::FileOpened {
+            bytes: snapshot.size,
+        })
+    {
         return false;
     }
     let len = map.len();
@@ -342,7 +351,12 @@ impl Cutter {
 
     /// The mbox entries that start in `range` (from the file's first entry when it starts at 0,
     /// else from `range.start`, a block start), in blocks of the splitter's budget.
-    fn mbox(&mut self, range: std::ops::Range<usize>, opts: &Reading<'_>, emit: &mut Sink<'_>) -> bool {
+    fn mbox(
+        &mut self,
+        range: std::ops::Range<usize>,
+        opts: &Reading<'_>,
+        emit: &mut Sink<'_>,
+    ) -> bool {
         let map = self.map.clone();
         let data: &[u8] = &map;
         let mut items: Vec<Item> = Vec::new();

@@ -387,14 +387,14 @@ pub fn read_rows(
     use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-    let fail = |why: String| {
-        super::OutputError::from(ParquetError(format!("{}: {why}", path.display())))
-    };
+    let fail =
+        |why: String| super::OutputError::from(ParquetError(format!("{}: {why}", path.display())));
     let file = std::fs::File::open(path).map_err(|source| super::OutputError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(e.to_string()))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(e.to_string()))?;
     let version = builder
         .metadata()
         .file_metadata()
@@ -470,7 +470,10 @@ pub fn read_rows(
                         true => {
                             let text = array.as_string::<i32>().value(i);
                             Some(text.parse().map_err(|_| {
-                                fail(format!("{:?} in column {} is no address", text, column.name))
+                                fail(format!(
+                                    "{:?} in column {} is no address",
+                                    text, column.name
+                                ))
                             })?)
                         }
                         false => None,
@@ -588,36 +591,116 @@ mod tests {
     #[test]
     fn rows_read_back_are_the_rows_written() {
         let columns = vec![
-            ColumnInfo { name: "t", ty: Type::Text, nullable: true, meaning: "" },
-            ColumnInfo { name: "s", ty: Type::Text, nullable: false, meaning: "" },
-            ColumnInfo { name: "n", ty: Type::Int, nullable: true, meaning: "" },
-            ColumnInfo { name: "b", ty: Type::Bool, nullable: true, meaning: "" },
-            ColumnInfo { name: "at", ty: Type::Time, nullable: true, meaning: "" },
-            ColumnInfo { name: "d", ty: Type::Day, nullable: true, meaning: "" },
-            ColumnInfo { name: "ip", ty: Type::Ip, nullable: true, meaning: "" },
-            ColumnInfo { name: "x", ty: Type::Share, nullable: false, meaning: "" },
-            ColumnInfo { name: "l", ty: Type::List { separator: " " }, nullable: true, meaning: "" },
-            ColumnInfo { name: "m", ty: Type::List { separator: ";" }, nullable: false, meaning: "" },
+            ColumnInfo {
+                name: "t",
+                ty: Type::Text,
+                nullable: true,
+                meaning: "",
+            },
+            ColumnInfo {
+                name: "s",
+                ty: Type::Text,
+                nullable: false,
+                meaning: "",
+            },
+            ColumnInfo {
+                name: "n",
+                ty: Type::Int,
+                nullable: true,
+                meaning: "",
+            },
+            ColumnInfo {
+                name: "b",
+                ty: Type::Bool,
+                nullable: true,
+                meaning: "",
+            },
+            ColumnInfo {
+                name: "at",
+                ty: Type::Time,
+                nullable: true,
+                meaning: "",
+            },
+            ColumnInfo {
+                name: "d",
+                ty: Type::Day,
+                nullable: true,
+                meaning: "",
+            },
+            ColumnInfo {
+                name: "ip",
+                ty: Type::Ip,
+                nullable: true,
+                meaning: "",
+            },
+            ColumnInfo {
+                name: "x",
+                ty: Type::Share,
+                nullable: false,
+                meaning: "",
+            },
+            ColumnInfo {
+                name: "l",
+                ty: Type::List { separator: " " },
+                nullable: true,
+                meaning: "",
+            },
+            ColumnInfo {
+                name: "m",
+                ty: Type::List { separator: ";" },
+                nullable: false,
+                meaning: "",
+            },
         ];
-        let ips: [Option<std::net::IpAddr>; 3] =
-            [None, Some("192.0.2.7".parse().unwrap()), Some("2001:db8::ffff:1".parse().unwrap())];
-        let rows: Vec<(String, String, Option<u64>, Option<bool>, Option<i64>, Option<i64>, usize, f64, String, String)> =
-            (0..300u64)
-                .map(|n| {
-                    (
-                        if n % 4 == 0 { String::new() } else { format!("tëxt {n}") },
-                        if n % 5 == 0 { String::new() } else { format!("s{n}") },
-                        (n % 3 != 0).then_some(n * 1_000_003),
-                        (n % 7 != 0).then_some(n % 2 == 0),
-                        (n % 6 != 0).then_some(n as i64 * 86_401 - 5_000_000),
-                        (n % 8 != 0).then_some(n as i64 - 100),
-                        (n % 3) as usize,
-                        n as f64 / 301.0,
-                        match n % 4 { 0 => String::new(), 1 => "a".into(), 2 => "a b".into(), _ => "a  c".into() },
-                        match n % 3 { 0 => String::new(), 1 => "x;;y".into(), _ => "z".into() },
-                    )
-                })
-                .collect();
+        let ips: [Option<std::net::IpAddr>; 3] = [
+            None,
+            Some("192.0.2.7".parse().unwrap()),
+            Some("2001:db8::ffff:1".parse().unwrap()),
+        ];
+        let rows: Vec<(
+            String,
+            String,
+            Option<u64>,
+            Option<bool>,
+            Option<i64>,
+            Option<i64>,
+            usize,
+            f64,
+            String,
+            String,
+        )> = (0..300u64)
+            .map(|n| {
+                (
+                    if n % 4 == 0 {
+                        String::new()
+                    } else {
+                        format!("tëxt {n}")
+                    },
+                    if n % 5 == 0 {
+                        String::new()
+                    } else {
+                        format!("s{n}")
+                    },
+                    (n % 3 != 0).then_some(n * 1_000_003),
+                    (n % 7 != 0).then_some(n % 2 == 0),
+                    (n % 6 != 0).then_some(n as i64 * 86_401 - 5_000_000),
+                    (n % 8 != 0).then_some(n as i64 - 100),
+                    (n % 3) as usize,
+                    n as f64 / 301.0,
+                    match n % 4 {
+                        0 => String::new(),
+                        1 => "a".into(),
+                        2 => "a b".into(),
+                        _ => "a  c".into(),
+                    },
+                    match n % 3 {
+                        0 => String::new(),
+                        1 => "x;;y".into(),
+                        _ => "z".into(),
+                    },
+                )
+            })
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
         let mut file =
