@@ -244,11 +244,12 @@ struct ScanArgs {
     #[arg(long)]
     no_mmap: bool,
     /// Formats of the result tables, comma-separated: csv, parquet, jsonl (for example
-    /// `csv,parquet`). Parquet and JSON Lines are typed and never formula-guarded
-    #[arg(long, default_value = "csv", value_name = "LIST")]
+    /// `csv,parquet`). Parquet and JSON Lines are typed and never formula-guarded. (A shard
+    /// writes Parquet partials; give the formats to `merge`.)
+    #[arg(long, default_value = "csv", value_name = "LIST", conflicts_with = "plan")]
     format: String,
     /// Write CSV cells as they are: do not prefix cells starting with = + - @ with a quote.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "plan")]
     raw_cells: bool,
     /// Also write received.csv: one row per Received hop (from, IP, by, protocol, time).
     #[arg(long)]
