@@ -246,7 +246,12 @@ struct ScanArgs {
     /// Formats of the result tables, comma-separated: csv, parquet, jsonl (for example
     /// `csv,parquet`). Parquet and JSON Lines are typed and never formula-guarded. (A shard
     /// writes Parquet partials; give the formats to `merge`.)
-    #[arg(long, default_value = "csv", value_name = "LIST", conflicts_with = "plan")]
+    #[arg(
+        long,
+        default_value = "csv",
+        value_name = "LIST",
+        conflicts_with = "plan"
+    )]
     format: String,
     /// Write CSV cells as they are: do not prefix cells starting with = + - @ with a quote.
     #[arg(long, conflicts_with = "plan")]

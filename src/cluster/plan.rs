@@ -584,8 +584,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.mbox"), mbox(400)).unwrap();
         std::fs::write(dir.path().join("b.txt"), b"not mail at all").unwrap();
-        let mut opts = ScanOptions::default();
-        opts.small_file_bytes = 1000;
+        let mut opts = ScanOptions {
+            small_file_bytes: 1000,
+            ..ScanOptions::default()
+        };
         opts.stream.block_bytes = 2000;
         let plan = Plan::make(
             &[dir.path().to_path_buf()],
@@ -629,8 +631,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = mbox(300);
         std::fs::write(dir.path().join("a.mbox"), &data).unwrap();
-        let mut opts = ScanOptions::default();
-        opts.small_file_bytes = 100;
+        let mut opts = ScanOptions {
+            small_file_bytes: 100,
+            ..ScanOptions::default()
+        };
         opts.stream.block_bytes = 1000;
         for every in [1u64, 999, 4000, 50_000] {
             let plan = Plan::make(

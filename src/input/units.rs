@@ -435,8 +435,13 @@ pub fn mbox_cuts(
     let mut last_cut = 0u64;
     let mut pos = split::first_entry(data).unwrap_or(len);
     let mut entries = Vec::new();
+    let bytes = Bytes::Mapped(map.clone());
+    let mut released = 0usize;
     while pos < len {
         entries.clear();
+        // What was read is not needed again: it leaves resident memory.
+        bytes.release(released..pos & !4095);
+        released = released.max(pos & !4095);
         pos = split::plan_entries(
             data,
             pos,

@@ -588,6 +588,20 @@ mod tests {
         assert_eq!(file(16), file(16));
         assert_eq!(file(1000), file(1000));
     }
+    /// One row of every type: texts, number, flag, time, day, address (an index), share, lists.
+    type Row = (
+        String,
+        String,
+        Option<u64>,
+        Option<bool>,
+        Option<i64>,
+        Option<i64>,
+        usize,
+        f64,
+        String,
+        String,
+    );
+
     #[test]
     fn rows_read_back_are_the_rows_written() {
         let columns = vec![
@@ -657,18 +671,7 @@ mod tests {
             Some("192.0.2.7".parse().unwrap()),
             Some("2001:db8::ffff:1".parse().unwrap()),
         ];
-        let rows: Vec<(
-            String,
-            String,
-            Option<u64>,
-            Option<bool>,
-            Option<i64>,
-            Option<i64>,
-            usize,
-            f64,
-            String,
-            String,
-        )> = (0..300u64)
+        let rows: Vec<Row> = (0..300u64)
             .map(|n| {
                 (
                     if n % 4 == 0 {
