@@ -92,9 +92,11 @@ enum Command {
     /// Read mail archives (mbox, Maildir, .eml trees, gzip/zstd/xz/bzip2, tar; `-` for stdin)
     /// and write messages.csv, signatures.csv and summary.json (and received.csv with
     /// --received).
+    #[command(after_help = SCAN_EXAMPLES)]
     Scan(ScanArgs),
     /// Cut the inputs of a scan into N shards that run anywhere (a Slurm array, GNU parallel,
     /// several machines): writes a plan file for `scan --plan` and `merge`.
+    #[command(after_help = PLAN_EXAMPLES)]
     Plan(PlanArgs),
     /// Make the result files of one scan from the partials of a plan's shards (`scan --plan`):
     /// campaigns and relay abuse are decided over all of them; the files equal a single scan's.
@@ -106,6 +108,18 @@ enum Command {
     /// and links to three shared platforms (--platform-share).
     Generate(GenerateArgs),
 }
+
+const SCAN_EXAMPLES: &str = "Examples:
+  mailcensus scan trap.mbox.gz --keys keys.zone --out results
+  mailcensus scan /srv/Maildir --out results --format csv,parquet --received
+  zcat day.mbox.gz | mailcensus scan - --no-dkim --out results
+  mailcensus scan trap/ --dns 127.0.0.1 --keys-out keys.txt --out results   (then --keys keys.txt offline)
+  mailcensus scan --plan census.plan --shard 3/16 --out parts/3 --keys keys.zone";
+
+const PLAN_EXAMPLES: &str = "Examples:
+  mailcensus plan /srv/trap --shards 16 --out census.plan
+  mailcensus scan --plan census.plan --shard 0/16 --out parts/0 --keys keys.zone   (each of 0..15)
+  mailcensus merge parts/* --out results --format csv,parquet";
 
 #[derive(clap::Args)]
 struct GenerateArgs {
@@ -214,15 +228,28 @@ struct ScanArgs {
     #[arg(required_unless_present = "plan", conflicts_with = "plan")]
     inputs: Vec<PathBuf>,
     /// Scan one shard of this plan (`mailcensus plan`) into a partial in --out, for `merge`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        help_heading = "Sharding (see `mailcensus plan`)",
+        long,
+        value_name = "FILE"
+    )]
     plan: Option<PathBuf>,
     /// With --plan: the shard to scan, I/N (I from 0). Default: I from SLURM_ARRAY_TASK_ID
     /// and N from the plan.
-    #[arg(long, value_name = "I/N", requires = "plan")]
+    #[arg(
+        help_heading = "Sharding (see `mailcensus plan`)",
+        long,
+        value_name = "I/N",
+        requires = "plan"
+    )]
     shard: Option<String>,
     /// With --plan: continue a shard that was stopped after its last committed segment (a
     /// finished shard is left as it is).
-    #[arg(long, requires = "plan")]
+    #[arg(
+        help_heading = "Sharding (see `mailcensus plan`)",
+        long,
+        requires = "plan"
+    )]
     resume: bool,
     /// With --plan: commit a segment every this many MiB of input [default: 256].
     #[arg(long, value_name = "MIB", requires = "plan", hide = true)]
@@ -234,19 +261,23 @@ struct ScanArgs {
     #[arg(long, value_name = "N", requires = "plan", hide = true)]
     abort_after_segments: Option<u32>,
     /// Directory for the result files (created if missing).
-    #[arg(long, short)]
+    #[arg(help_heading = "Output", long, short)]
     out: PathBuf,
     /// Worker threads (default: one per core; at most 8 per core).
-    #[arg(long, short = 'j', default_value_t = 0)]
+    #[arg(help_heading = "Reading", long, short = 'j', default_value_t = 0)]
     threads: usize,
+    /// The name standard input's messages get in the `source` column (default `-`).
+    #[arg(help_heading = "Reading", long, value_name = "NAME")]
+    label: Option<String>,
     /// Read files with buffered reads instead of memory maps (for network filesystems, or when
     /// files may be truncated while the scan runs).
-    #[arg(long)]
+    #[arg(help_heading = "Reading", long)]
     no_mmap: bool,
     /// Formats of the result tables, comma-separated: csv, parquet, jsonl (for example
     /// `csv,parquet`). Parquet and JSON Lines are typed and never formula-guarded. (A shard
     /// writes Parquet partials; give the formats to `merge`.)
     #[arg(
+        help_heading = "Output",
         long,
         default_value = "csv",
         value_name = "LIST",
@@ -254,33 +285,33 @@ struct ScanArgs {
     )]
     format: String,
     /// Write CSV cells as they are: do not prefix cells starting with = + - @ with a quote.
-    #[arg(long, conflicts_with = "plan")]
+    #[arg(help_heading = "Output", long, conflicts_with = "plan")]
     raw_cells: bool,
     /// Also write received.csv: one row per Received hop (from, IP, by, protocol, time).
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     received: bool,
     /// DKIM keys: a DNS zone file or `name TXT-value` lines (repeatable). Without keys every
     /// signature is `no-key`; the network is never used.
-    #[arg(long = "keys", value_name = "FILE")]
+    #[arg(help_heading = "DKIM", long = "keys", value_name = "FILE")]
     keys: Vec<PathBuf>,
     /// Do not verify DKIM (scan only; no signatures table). Relay abuse is then judged from the
     /// verdicts the trap recorded at receipt only
-    #[arg(long, conflicts_with_all = ["keys", "dns", "keys_out", "verify_at", "allow_weak_keys", "accept_rsa_sha1"])]
+    #[arg(help_heading = "DKIM", long, conflicts_with_all = ["keys", "dns", "keys_out", "verify_at", "allow_weak_keys", "accept_rsa_sha1"])]
     no_dkim: bool,
     /// Do not group campaigns or look for relay abuse (no campaigns.csv, timeline.csv,
     /// timeline.svg; the relay_abuse, relay_abuse_reasons and campaign cells stay empty).
-    #[arg(long)]
+    #[arg(help_heading = "Campaigns and relay abuse", long)]
     no_campaigns: bool,
     /// Hop classification rules (host suffixes and networks) instead of the built-in
     /// data/relay-rules.txt; same format.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Campaigns and relay abuse", long, value_name = "FILE")]
     rules: Option<PathBuf>,
     /// When signatures are judged for x= expiry: `receipt` (each message's receipt time),
     /// `now`, or an RFC 3339 time such as 2022-11-07T17:54:24Z.
-    #[arg(long, default_value = "receipt", value_parser = parse_verify_at)]
+    #[arg(help_heading = "DKIM", long, default_value = "receipt", value_parser = parse_verify_at)]
     verify_at: VerifyAt,
     /// Accept RSA keys under 1024 bits (old archives); by default they are permerror (RFC 8301).
-    #[arg(long)]
+    #[arg(help_heading = "DKIM", long)]
     allow_weak_keys: bool,
     /// Count verified rsa-sha1 signatures as pass (marked "legacy rsa-sha1"); by default they
     /// are permerror (RFC 8301 §3.1), with the cryptographic outcome in the detail column.
@@ -288,27 +319,27 @@ struct ScanArgs {
     accept_rsa_sha1: bool,
     /// Fetch keys missing from --keys live from this DNS server (ADDR[:PORT], port 53 by
     /// default); only this server is asked. Without --dns the network is never used.
-    #[arg(long, value_name = "ADDR[:PORT]")]
+    #[arg(help_heading = "DKIM", long, value_name = "ADDR[:PORT]")]
     dns: Option<String>,
     /// Per-query time limit for --dns, in milliseconds (retries included).
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    #[arg(help_heading = "DKIM", long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     dns_timeout_ms: u64,
     /// Queries in flight at once for --dns.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(help_heading = "DKIM", long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     dns_concurrency: u32,
     /// Write every key used (loaded, fetched, and names that did not exist) to FILE in the
     /// `name "value"` line format, so the next run can be repeated offline with --keys FILE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "DKIM", long, value_name = "FILE")]
     keys_out: Option<PathBuf>,
     /// Largest message kept from a compressed or streamed input, in MiB; larger ones are
     /// reported as too-large (decompression-bomb guard) [default: 64].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    #[arg(help_heading = "Reading", long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     max_message_mib: Option<u32>,
     /// Largest header block, in KiB; larger ones are header-too-large [default: 1024].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1048576))]
+    #[arg(help_heading = "Reading", long, value_parser = clap::value_parser!(u32).range(1..=1048576))]
     max_header_kib: Option<u32>,
     /// No progress bar and no summary on stderr.
-    #[arg(long, short)]
+    #[arg(help_heading = "Output", long, short)]
     quiet: bool,
 }
 
@@ -546,6 +577,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
     let mut opts = ScanOptions::builder()
         .threads(threads)
         .mmap(!args.no_mmap)
+        .stdin_name(args.label.as_deref().unwrap_or("-"))
         .cancel(cancel)
         .raw_cells(args.raw_cells)
         .received(args.received)
@@ -589,6 +621,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         )),
         (None, false) => Some(Arc::new(Rules::builtin())),
     };
+    let mut key_files = Vec::new();
     if !args.no_dkim {
         let mut store = KeyStore::new();
         for path in &args.keys {
@@ -598,6 +631,51 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
                 store.load_file(path).map(|s| vec![s])
             }
             .context(BadArgument)?;
+            // DKIM-looking records per file (a record's origin is FILE:LINE).
+            let mut usable_in: std::collections::HashMap<&str, usize> = Default::default();
+            for (_, records) in store
+                .iter()
+                .filter(|(name, _)| name.contains("._domainkey."))
+            {
+                for r in records.iter().filter(|r| looks_like_dkim_key(&r.value)) {
+                    let file = r
+                        .origin
+                        .rsplit_once(':')
+                        .map_or(r.origin.as_str(), |(f, _)| f);
+                    *usable_in.entry(file).or_default() += 1;
+                }
+            }
+            let usable_of = |stats: &keys::LoadStats| {
+                usable_in.get(stats.source.as_str()).copied().unwrap_or(0)
+            };
+            // A file (or a directory of them) that gave no DKIM key at all is the wrong input,
+            // not an archive with a few bad lines: stop before a whole run reports every
+            // signature `no-key`. (A file of failed lookups only, as `--keys-out` writes after
+            // a dead server, replays those failures and is no mistake.)
+            let usable: usize = loaded.iter().map(usable_of).sum();
+            let negative: usize = loaded.iter().map(|s| s.negative).sum();
+            let records: usize = loaded.iter().map(|s| s.records).sum();
+            let read_something = loaded.iter().any(|s| s.records > 0 || !s.errors.is_empty());
+            if usable == 0 && negative == 0 && read_something {
+                let first = loaded
+                    .iter()
+                    .flat_map(|s| s.errors.first())
+                    .next()
+                    .map(|e| format!("; the first unreadable line: {e}"))
+                    .unwrap_or_default();
+                return Err(anyhow::anyhow!(
+                    "{}: no usable DKIM key ({records} records, none named selector._domainkey.domain with a p= tag{first})",
+                    path.display(),
+                ))
+                .context(BadArgument);
+            }
+            key_files.push(summary::KeyFile {
+                path: path.to_string_lossy().into_owned(),
+                files: loaded.len(),
+                records,
+                usable,
+                bad_lines: loaded.iter().map(|s| s.errors.len()).sum(),
+            });
             for stats in loaded {
                 // A bad line does not lose the rest of a key archive, but it is never silent.
                 for e in stats.errors.iter().take(20) {
@@ -633,18 +711,18 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
 
     if let Some(plan) = &plan {
         let fingerprint = mailcensus::cluster::shard::fingerprint_of(&keys_text, &rules_text);
-        return run_shard(&args, plan, opts, fingerprint);
+        return run_shard(&args, plan, opts, fingerprint, key_files);
     }
     let show = !args.quiet && std::io::stderr().is_terminal();
     let bar = show.then(|| progress_bar(&args.inputs, &args.out));
     let mut last = Instant::now();
     let started = Instant::now();
     let mut progress = |t: &mailcensus::aggregate::Totals| {
-        if let Some(bar) = &bar
+        if let Some((bar, bounded)) = &bar
             && last.elapsed() >= Duration::from_millis(100)
         {
             last = Instant::now();
-            if t.message_bytes > bar.length().unwrap_or(0) {
+            if *bounded && t.message_bytes > bar.length().unwrap_or(0) {
                 bar.set_length(t.message_bytes);
             }
             bar.set_position(t.message_bytes);
@@ -656,10 +734,18 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
             ));
         }
     };
-    let inputs = args.inputs.clone();
-    let summary_of = |r: &scan::ScanReport| summary::summary_json(r, &inputs, &opts);
+    let inputs: Vec<String> = args
+        .inputs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut settings = summary::RunSettings::of(&opts);
+    if let Some(dkim) = &mut settings.dkim {
+        dkim.key_files = key_files;
+    }
+    let summary_of = |r: &scan::ScanReport| summary::summary_document(r, &inputs, &settings, None);
     let result = scan::scan(&args.inputs, &args.out, &opts, &mut progress, &summary_of);
-    if let Some(bar) = bar {
+    if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
     let report = match result {
@@ -687,6 +773,7 @@ fn run_shard(
     plan: &mailcensus::cluster::plan::Plan,
     opts: ScanOptions,
     fingerprint: String,
+    key_files: Vec<summary::KeyFile>,
 ) -> anyhow::Result<u8> {
     use mailcensus::cluster::shard::{ShardOptions, run_shard};
     let shards = plan.header.shards;
@@ -733,6 +820,7 @@ fn run_shard(
             .segment_bytes
             .unwrap_or(args.segment_mib.unwrap_or(256) << 20),
         fingerprint,
+        key_files,
         abort_after_segments: args.abort_after_segments,
     };
     let result = run_shard(plan, &args.out, &so, &opts, &mut |_| {});
@@ -782,17 +870,38 @@ fn run_shard(
     Ok(EXIT_OK)
 }
 
-/// A bar over the bytes of all input files (a quick walk first, for the ETA).
-fn progress_bar(inputs: &[PathBuf], out: &std::path::Path) -> ProgressBar {
+/// A bar over the bytes of all input files (a quick walk first, for the ETA); when a stream is
+/// among the inputs (standard input, a pipe, a compressed file or a tar archive) its size is
+/// unknown, so the bar shows only the count and the rate. Gives the bar and whether it has a
+/// total.
+fn progress_bar(inputs: &[PathBuf], out: &std::path::Path) -> (ProgressBar, bool) {
     let mut total = 0u64;
-    mailcensus::input::walk(inputs, Some(out), |f| {
-        if let mailcensus::input::Found::File {
-            size: Some(size), ..
-        } = f
-        {
+    let mut streamed = false;
+    mailcensus::input::walk(inputs, Some(out), |f| match f {
+        mailcensus::input::Found::File {
+            size: Some(size),
+            path,
+            ..
+        } => {
             total += size;
+            let name = path.to_string_lossy().to_ascii_lowercase();
+            streamed |= [".gz", ".tgz", ".zst", ".xz", ".bz2", ".tar"]
+                .iter()
+                .any(|ext| name.ends_with(ext));
         }
+        mailcensus::input::Found::File { size: None, .. } | mailcensus::input::Found::Stdin => {
+            streamed = true
+        }
+        _ => {}
     });
+    if streamed {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} {spinner} {bytes} read {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        return (bar, false);
+    }
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
@@ -801,7 +910,7 @@ fn progress_bar(inputs: &[PathBuf], out: &std::path::Path) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    bar
+    (bar, true)
 }
 
 /// `receipt`, `now` or an RFC 3339 instant.
@@ -897,12 +1006,7 @@ fn warn_about_keys_that_are_not_dkim(store: &KeyStore) {
     let odd: Vec<&str> = store
         .iter()
         .filter(|(name, records)| {
-            !name.contains("._domainkey.")
-                || records.iter().all(|r| {
-                    !r.value
-                        .split(';')
-                        .any(|tag| tag.trim_start().starts_with("p="))
-                })
+            !name.contains("._domainkey.") || records.iter().all(|r| !looks_like_dkim_key(&r.value))
         })
         .map(|(name, _)| name)
         .collect();
@@ -913,6 +1017,13 @@ fn warn_about_keys_that_are_not_dkim(store: &KeyStore) {
             store.iter().count()
         );
     }
+}
+
+/// Whether a TXT record's value has the `p=` tag every DKIM key record has.
+fn looks_like_dkim_key(value: &str) -> bool {
+    value
+        .split(';')
+        .any(|tag| tag.trim_start().starts_with("p="))
 }
 
 /// Write the key store to `path` atomically (temporary name, then rename).

@@ -61,6 +61,8 @@ pub struct ScanOptions {
     /// Write a shard's partial rows ([`crate::cluster`]): the message stage's columns of every
     /// message, with the campaign facts kept for the merge.
     pub partial: bool,
+    /// The `source` of standard input's messages.
+    pub stdin_name: String,
 }
 
 impl Default for ScanOptions {
@@ -80,6 +82,7 @@ impl Default for ScanOptions {
                 .map_or(0, |d| d.as_secs() as i64),
             cancel: Cancel::default(),
             partial: false,
+            stdin_name: "-".to_string(),
         }
     }
 }
@@ -164,6 +167,11 @@ impl OptionsBuilder {
     /// The run's start time (Unix seconds): the verification time of "now".
     pub fn now(mut self, now: i64) -> Self {
         self.opts.now = now;
+        self
+    }
+    /// The `source` of standard input's messages (default `-`).
+    pub fn stdin_name(mut self, name: &str) -> Self {
+        self.opts.stdin_name = name.to_string();
         self
     }
     /// A token that stops the run when cancelled.
@@ -786,6 +794,7 @@ pub(crate) fn pipeline(
                 small_file_bytes: opts.small_file_bytes,
                 stream: &opts.stream,
                 cancel: &opts.cancel,
+                stdin_name: &opts.stdin_name,
             };
             let mut emit = |work: Work| {
                 if !window.acquire() {

@@ -33,6 +33,23 @@ pub struct DkimSettings {
     pub min_rsa_bits: usize,
     pub accept_rsa_sha1: bool,
     pub key_names_loaded: usize,
+    /// The key files given, in order, with what each gave.
+    #[serde(default)]
+    pub key_files: Vec<KeyFile>,
+}
+
+/// One `--keys` file or directory and what it gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyFile {
+    pub path: String,
+    /// Files read (1 for a file; a directory's key files).
+    pub files: usize,
+    /// TXT records read.
+    pub records: usize,
+    /// Of those, records that look like DKIM keys (named `selector._domainkey.domain`, with `p=`).
+    pub usable: usize,
+    /// Lines that could not be read (reported on stderr as FILE:LINE).
+    pub bad_lines: usize,
 }
 
 impl RunSettings {
@@ -55,6 +72,7 @@ impl RunSettings {
                 min_rsa_bits: v.policy().min_rsa_bits,
                 accept_rsa_sha1: v.policy().accept_rsa_sha1,
                 key_names_loaded: v.key_names(),
+                key_files: Vec::new(),
             }),
         }
     }
@@ -140,6 +158,7 @@ pub fn summary_document(
             "messages_by_verdict": t.dkim_messages_by_verdict(),
             "messages_aligned_pass": t.dkim_aligned,
             "key_names_loaded": d.key_names_loaded,
+            "key_files": d.key_files,
             "key_names_missing": t.missing_keys.len(),
             "missing_keys": t.missing_keys.iter().take(1000).collect::<Vec<_>>(),
         })),

@@ -667,10 +667,88 @@ fn standard_input_is_named_dash_and_counted_as_a_file() {
     assert_eq!(summary(out.path())["totals"]["files"], 1);
 }
 
-/// A key file that holds no DKIM keys (notes, the wrong file) loads with a warning, and the
-/// summary says how the verifier judged (`verify_at` as the flag spells it).
+/// `--label NAME` names standard input's messages in the `source` column.
 #[test]
-fn a_key_file_without_dkim_keys_is_warned_about() {
+fn standard_input_takes_the_name_given_with_label() {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args([
+            "scan",
+            "-",
+            "--label",
+            "day-2024-05-06.mbox.gz",
+            "--no-dkim",
+            "-q",
+            "--out",
+        ])
+        .arg(out.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&read(&sample_mbox())).unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let r = rows(&out.path().join("messages.csv"));
+    assert!(
+        r.iter().all(|m| m["source"] == "day-2024-05-06.mbox.gz"),
+        "{:?}",
+        r[0]["source"]
+    );
+}
+
+/// A `Date:` that does not parse is kept as written in `date_raw`; one that parses, or none,
+/// leaves it empty (so a missing date and a broken one can be told apart).
+#[test]
+fn an_unparseable_date_is_kept_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = dir.path().join("dates.mbox");
+    std::fs::write(
+        &mbox,
+        "From a@b Mon May  6 00:10:11 2024\nDate: Mon, 6 May 2024 00:10:11 +0000\nSubject: good\n\nx\n\n\
+         From a@b Mon May  6 00:10:11 2024\nDate: the 32nd of Maytember,\n  year zero\nSubject: bad\n\nx\n\n\
+         From a@b Mon May  6 00:10:11 2024\nSubject: none\n\nx\n",
+    )
+    .unwrap();
+    let out = dir.path().join("o");
+    scan_ok(&[mbox.as_os_str(), os("--no-dkim")], &out);
+    let r = rows(&out.join("messages.csv"));
+    let by_subject = |s: &str| r.iter().find(|m| m["subject"] == s).unwrap();
+    assert_eq!(by_subject("good")["date_raw"], "");
+    assert_ne!(by_subject("good")["date"], "");
+    assert_eq!(by_subject("bad")["date"], "");
+    assert_eq!(
+        by_subject("bad")["date_raw"],
+        "the 32nd of Maytember, year zero"
+    );
+    assert_eq!(by_subject("none")["date"], "");
+    assert_eq!(by_subject("none")["date_raw"], "");
+}
+
+/// `scan --help` groups its options by topic and ends with examples.
+#[test]
+fn scan_help_is_grouped_with_examples() {
+    let o = bin().args(["scan", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    for heading in [
+        "Output:",
+        "Reading:",
+        "DKIM:",
+        "Campaigns and relay abuse:",
+        "Examples:",
+    ] {
+        assert!(help.contains(heading), "no {heading:?} in\n{help}");
+    }
+    let dkim = help.find("DKIM:").unwrap();
+    assert!(help[dkim..].contains("--keys"), "--keys under DKIM");
+}
+
+/// A key file that holds no DKIM key (notes, the wrong file) stops the run (exit 2) naming it;
+/// a key archive with a few lines that are not keys loads with a warning, and the summary lists
+/// each key file with what it gave, and says how the verifier judged (`verify_at` as the flag
+/// spells it).
+#[test]
+fn a_key_file_without_dkim_keys_is_refused_and_key_files_are_summarised() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.txt");
     std::fs::write(&keys, "garbage line here\n").unwrap();
@@ -684,10 +762,37 @@ fn a_key_file_without_dkim_keys_is_warned_about() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(o.status.success());
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no usable DKIM key") && err.contains("keys.txt"),
+        "{err}"
+    );
+    assert!(!out.join("summary.json").exists());
+
+    std::fs::write(
+        &keys,
+        "s1._domainkey.example.com \"v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQC\"\ngarbage line here\n",
+    )
+    .unwrap();
+    let o = bin()
+        .arg("scan")
+        .arg(sample_mbox())
+        .arg("--keys")
+        .arg(&keys)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("do not look like DKIM keys"), "{err}");
-    assert_eq!(summary(&out)["dkim"]["verify_at"], "receipt");
+    let s = summary(&out);
+    assert_eq!(s["dkim"]["verify_at"], "receipt");
+    let files = s["dkim"]["key_files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["records"], 2);
+    assert_eq!(files[0]["usable"], 1);
 }
 
 #[test]

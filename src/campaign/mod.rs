@@ -56,7 +56,7 @@ pub mod chart;
 pub mod distinct;
 mod facts_file;
 mod link;
-mod parallel;
+pub(crate) mod parallel;
 mod scratch;
 mod stats;
 

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 /// results to `take` on the calling thread in order of `i`. `take` returns false to stop early:
 /// chunks already started run to their end and their results are dropped. A panic in `work` (a
 /// bug) is resumed on the calling thread once the started chunks are done.
-pub(super) fn in_order<T: Send>(
+pub(crate) fn in_order<T: Send>(
     pool: &rayon::ThreadPool,
     count: usize,
     ahead: usize,

@@ -21,8 +21,8 @@ use crate::aggregate::Totals;
 use crate::campaign::FactsReader;
 use crate::message::Facts;
 use crate::output::{self, Formats, parquet};
-use crate::scan::{Cancel, Collector, ScanError, ScanReport, Tables};
-use crate::schema::{Column, MESSAGE_COLUMNS, RECEIVED_COLUMNS, SIGNATURE_COLUMNS};
+use crate::scan::{Cancel, Collector, ScanError, ScanReport, Tables, UnitOutput};
+use crate::schema::{Column, ColumnInfo, MESSAGE_COLUMNS, RECEIVED_COLUMNS, SIGNATURE_COLUMNS};
 use crate::summary::summary_document;
 
 /// How a merge writes.
@@ -47,9 +47,6 @@ pub struct Merged {
     /// Shard directories left out as unfinished.
     pub unfinished: Vec<PathBuf>,
 }
-
-/// Rows per block handed to the collector.
-const BLOCK_ROWS: usize = 4096;
 
 /// Merge the partials in `parts` into `out_dir`.
 pub fn merge(parts: &[PathBuf], out_dir: &Path, mo: &MergeOptions) -> Result<Merged, ClusterError> {
@@ -88,79 +85,98 @@ pub fn merge(parts: &[PathBuf], out_dir: &Path, mo: &MergeOptions) -> Result<Mer
         received: on.received,
     };
     let mut collector = Collector::create(out_dir, tables)?;
-    let mut out = collector.unit_output();
-    let mut rows = 0usize;
-    let message_columns: Vec<_> = MESSAGE_COLUMNS.iter().map(Column::info).collect();
-    let signature_columns: Vec<_> = SIGNATURE_COLUMNS.iter().map(Column::info).collect();
-    let received_columns: Vec<_> = RECEIVED_COLUMNS.iter().map(Column::info).collect();
-    let mut totals = Totals::default();
-
-    // Messages (and their facts) first, in plan order, then the other tables likewise: each
-    // table's rows are in plan order, which is all its file shows.
-    for p in &partials {
-        for &k in &p.segments {
-            let mut facts = match on.campaigns {
-                true => Some(FactsReader::open(&p.dir.join(segment_file("facts", k)))?),
-                false => None,
-            };
-            let path = p.dir.join(segment_file("messages", k));
-            parquet::read_rows(&path, &message_columns, &mut |values| {
-                if let Some(reader) = &mut facts
-                    && !reader.next_into(&mut out.facts)?
-                {
-                    return Err(damaged(
-                        &path,
-                        "it has more rows than its facts file has records",
-                    ));
-                }
-                out.add_message_row(values.iter().copied(), on.campaigns);
-                rows += 1;
-                if rows == BLOCK_ROWS {
-                    rows = 0;
-                    collector.write(&mut out)?;
-                    out.clear();
-                }
-                Ok(())
-            })?;
-            if let Some(mut reader) = facts
-                && reader.next_into(&mut Facts::default())?
-            {
-                return Err(
-                    damaged(&path, "its facts file has more records than it has rows").into(),
-                );
-            }
-        }
-        if mo.cancel.is_cancelled() {
-            return Err(ScanError::Interrupted.into());
-        }
-    }
-    for (on, table, columns) in [
-        (on.signatures, "signatures", &signature_columns),
-        (on.received, "received", &received_columns),
+    let threads = match mo.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("mailcensus-merge-{i}"))
+        .build()
+        .map_err(|e| ScanError::Threads(e.to_string()))?;
+    let columns = Columns {
+        messages: MESSAGE_COLUMNS.iter().map(Column::info).collect(),
+        signatures: SIGNATURE_COLUMNS.iter().map(Column::info).collect(),
+        received: RECEIVED_COLUMNS.iter().map(Column::info).collect(),
+    };
+    // Messages first (with their facts), in plan order, then the other tables likewise: each
+    // table's rows are in plan order, which is all its files show.
+    let mut jobs = Vec::new();
+    for (table, wanted) in [
+        (Table::Messages, true),
+        (Table::Signatures, on.signatures),
+        (Table::Received, on.received),
     ] {
-        if !on {
+        if !wanted {
             continue;
         }
         for p in &partials {
             for &k in &p.segments {
-                let path = p.dir.join(segment_file(table, k));
-                parquet::read_rows(&path, columns, &mut |values| {
-                    match table {
-                        "signatures" => out.signatures.push(values.iter().copied()),
-                        _ => out.received.push(values.iter().copied()),
-                    }
-                    rows += 1;
-                    if rows == BLOCK_ROWS {
-                        rows = 0;
-                        collector.write(&mut out)?;
-                        out.clear();
-                    }
-                    Ok(())
-                })?;
+                let path = p.dir.join(segment_file(table.name(), k));
+                for group in 0..parquet::row_groups(&path)? {
+                    jobs.push(Job {
+                        table,
+                        path: path.clone(),
+                        group,
+                        facts: (table == Table::Messages && on.campaigns)
+                            .then(|| p.dir.join(segment_file("facts", k))),
+                    });
+                }
             }
         }
     }
-    collector.write(&mut out)?;
+    // Row groups are read and encoded on the pool, and handed to the collector in order with
+    // their messages' facts, read here from each segment's facts file.
+    let mut facts: Option<(PathBuf, FactsReader)> = None;
+    let mut failure: Option<ClusterError> = None;
+    let read = |i: usize| {
+        read_job(&jobs[i], &columns, tables, on.campaigns).map(|(out, lens)| (i, out, lens))
+    };
+    crate::campaign::parallel::in_order(&pool, jobs.len(), 2 * threads + 1, read, |block| {
+        let step = || -> Result<(), ClusterError> {
+            let (i, mut out, lens) = block?;
+            if let Some(path) = &jobs[i].facts {
+                if facts.as_ref().is_none_or(|(p, _)| p != path) {
+                    if let Some((done, mut reader)) = facts.take() {
+                        end_of_facts(&done, &mut reader)?;
+                    }
+                    facts = Some((path.clone(), FactsReader::open(path)?));
+                }
+                let (path, reader) = facts.as_mut().ok_or(ScanError::Incomplete)?;
+                for len in lens {
+                    if !reader.next_into(&mut out.facts)? {
+                        return Err(damaged(
+                            path,
+                            "it has fewer records than its segment has messages",
+                        )
+                        .into());
+                    }
+                    if let Some(f) = out.facts.facts.last_mut() {
+                        f.row_len = len;
+                    }
+                }
+            }
+            collector.write(&mut out)?;
+            Ok(())
+        };
+        match step() {
+            Ok(()) => !mo.cancel.is_cancelled(),
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if mo.cancel.is_cancelled() {
+        return Err(ScanError::Interrupted.into());
+    }
+    if let Some((done, mut reader)) = facts.take() {
+        end_of_facts(&done, &mut reader)?;
+    }
+    let mut totals = Totals::default();
     for p in &partials {
         totals.merge(p.totals.clone());
     }
@@ -181,10 +197,6 @@ pub fn merge(parts: &[PathBuf], out_dir: &Path, mo: &MergeOptions) -> Result<Mer
         "missing_shards": missing,
         "unfinished": unfinished.iter().map(|d| d.to_string_lossy()).collect::<Vec<_>>(),
     });
-    let threads = match mo.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
     let report = collector.finish(totals, started, threads, &mo.cancel, &|r| {
         summary_document(r, &inputs, &settings, Some(merge_section.clone()))
     })?;
@@ -194,6 +206,86 @@ pub fn merge(parts: &[PathBuf], out_dir: &Path, mo: &MergeOptions) -> Result<Mer
         missing,
         unfinished,
     })
+}
+
+/// The tables a partial holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Messages,
+    Signatures,
+    Received,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Messages => "messages",
+            Table::Signatures => "signatures",
+            Table::Received => "received",
+        }
+    }
+}
+
+/// The partials' columns, per table.
+struct Columns {
+    messages: Vec<ColumnInfo>,
+    signatures: Vec<ColumnInfo>,
+    received: Vec<ColumnInfo>,
+}
+
+/// One row group of one partial file: the merge's unit of work.
+struct Job {
+    table: Table,
+    path: PathBuf,
+    group: usize,
+    /// The segment's facts file (messages, with campaigns on).
+    facts: Option<PathBuf>,
+}
+
+/// Read one row group into rows as a scan's workers make them: the messages' spilled rows
+/// (campaigns on; their lengths are given back, for the facts read on the calling thread) or
+/// final rows, or signature or hop rows.
+fn read_job(
+    job: &Job,
+    columns: &Columns,
+    tables: Tables,
+    campaigns: bool,
+) -> Result<(UnitOutput, Vec<u32>), ClusterError> {
+    let mut out = UnitOutput::with(tables.formats, tables.raw_cells, false);
+    let mut lens = Vec::new();
+    let table_columns = match job.table {
+        Table::Messages => &columns.messages,
+        Table::Signatures => &columns.signatures,
+        Table::Received => &columns.received,
+    };
+    parquet::read_row_groups(
+        &job.path,
+        table_columns,
+        Some(&[job.group]),
+        &mut |values| {
+            match job.table {
+                Table::Messages => {
+                    let before = out.spilled.len();
+                    out.add_message_row(values.iter().copied(), campaigns);
+                    if campaigns {
+                        lens.push((out.spilled.len() - before) as u32);
+                    }
+                }
+                Table::Signatures => out.signatures.push(values.iter().copied()),
+                Table::Received => out.received.push(values.iter().copied()),
+            }
+            Ok(())
+        },
+    )?;
+    Ok((out, lens))
+}
+
+/// An error unless the facts file `path` has no record left.
+fn end_of_facts(path: &Path, reader: &mut FactsReader) -> Result<(), ClusterError> {
+    if reader.next_into(&mut Facts::default())? {
+        return Err(damaged(path, "it has more records than its segment has messages").into());
+    }
+    Ok(())
 }
 
 fn damaged(path: &Path, why: &str) -> output::OutputError {

@@ -216,6 +216,7 @@ impl Plan {
             small_file_bytes: opts.small_file_bytes,
             stream: &opts.stream,
             cancel: &opts.cancel,
+            stdin_name: "-",
         };
         let mut pieces = Vec::new();
         for f in found {

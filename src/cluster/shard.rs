@@ -38,6 +38,8 @@ pub struct ShardOptions {
     /// What else the rows depend on (key files, hop rules), as a hash: the merge refuses
     /// shards scanned with different ones.
     pub fingerprint: String,
+    /// The key files the shard loaded (what `summary.json` lists).
+    pub key_files: Vec<crate::summary::KeyFile>,
     /// For tests of resumption: end the process abruptly after this many segments were
     /// committed in this run, as a killed shard would.
     pub abort_after_segments: Option<u32>,
@@ -56,6 +58,10 @@ pub struct ShardReport {
     pub elapsed: Duration,
     pub threads: usize,
 }
+
+/// Rows per row group of a partial's Parquet files: the merge reads a row group per task, so
+/// this bounds what each task holds (a few MB of rows).
+pub const PARTIAL_GROUP_ROWS: usize = 16 * 1024;
 
 /// The segment files' names.
 pub fn segment_file(table: &str, segment: u32) -> String {
@@ -227,7 +233,10 @@ pub fn run_shard(
     }
     let mut opts = opts.clone();
     plan.header.limits.apply(&mut opts);
-    let settings = RunSettings::of(&opts);
+    let mut settings = RunSettings::of(&opts);
+    if let Some(dkim) = &mut settings.dkim {
+        dkim.key_files = so.key_files.clone();
+    }
     opts.partial = true;
     opts.formats = Formats {
         csv: false,

@@ -29,6 +29,8 @@ pub struct Reading<'a> {
     pub stream: &'a StreamLimits,
     /// Stops the walk when cancelled.
     pub cancel: &'a Cancel,
+    /// The `source` of standard input's messages (`-` unless the user names it).
+    pub stdin_name: &'a str,
 }
 
 fn source_name(path: &Path) -> Arc<str> {
@@ -202,7 +204,14 @@ impl<'o, 'e, 's> Producer<'o, 'e, 's> {
                 self.flush() && (self.emit)(Work::FileOpened { bytes: 0 }) && {
                     let stdin = std::io::stdin();
                     let mut lock = stdin.lock();
-                    stream::read_stream(&mut lock, &"-".into(), 0, opts.stream, false, self.emit)
+                    stream::read_stream(
+                        &mut lock,
+                        &opts.stdin_name.into(),
+                        0,
+                        opts.stream,
+                        false,
+                        self.emit,
+                    )
                 }
             }
             Found::Skipped { path, reason } => {

@@ -276,6 +276,21 @@ impl<'o> Reader<'o> {
             .or_else(|| env_date.and_then(date::parse_date))
             .or(sent);
         m.date = sent;
+        if let (Some(raw), None) = (h.date, sent) {
+            // Kept as written (trimmed, unfolded), so a researcher can see what did not parse.
+            let raw = String::from_utf8_lossy(raw);
+            let mut words = raw.split_whitespace();
+            if let Some(first) = words.next() {
+                m.date_raw.push_str(first);
+                for w in words {
+                    m.date_raw.push(' ');
+                    m.date_raw.push_str(w);
+                }
+            }
+            if std::str::from_utf8(h.date.unwrap_or_default()).is_err() {
+                lossy.push("date");
+            }
+        }
         if let Some(from) = h.from {
             if let Some(addr) = address::first_address(from) {
                 if let Some(d) = address::domain_of(&addr) {
@@ -407,6 +422,7 @@ fn clear(m: &mut Message) {
         &mut m.relay_path,
         &mut m.dkim_signatures,
         &mut m.auth_results,
+        &mut m.date_raw,
         &mut m.tenant_id,
         &mut m.tenant_domain,
         &mut m.x_mailer,

@@ -441,6 +441,17 @@ impl TableFiles {
         columns: &[ColumnInfo],
         formats: Formats,
     ) -> Result<TableFiles, OutputError> {
+        Self::create_with_row_groups(dir, name, columns, formats, parquet::ROW_GROUP_ROWS)
+    }
+
+    /// As [`TableFiles::create`], Parquet in row groups of `group_rows` rows.
+    pub fn create_with_row_groups(
+        dir: &Path,
+        name: &str,
+        columns: &[ColumnInfo],
+        formats: Formats,
+        group_rows: usize,
+    ) -> Result<TableFiles, OutputError> {
         let csv = match formats.csv {
             true => {
                 let mut f = PendingFile::create(dir, &format!("{name}.csv"))?;
@@ -455,9 +466,10 @@ impl TableFiles {
             false => None,
         };
         let parquet = match formats.parquet {
-            true => Some(parquet::ParquetFile::new(
+            true => Some(parquet::ParquetFile::with_row_groups_of(
                 PendingFile::create(dir, &format!("{name}.parquet"))?,
                 columns,
+                group_rows,
             )?),
             false => None,
         };

@@ -219,7 +219,7 @@ impl<W: Write + Send + 'static> ParquetFile<W> {
     }
 
     /// As [`ParquetFile::new`], with row groups of `rows` rows.
-    fn with_row_groups_of(
+    pub fn with_row_groups_of(
         out: W,
         columns: &[ColumnInfo],
         rows: usize,
@@ -382,6 +382,27 @@ pub fn read_rows(
     columns: &[ColumnInfo],
     each: &mut dyn FnMut(&[Value<'_>]) -> Result<(), super::OutputError>,
 ) -> Result<u64, super::OutputError> {
+    read_row_groups(path, columns, None, each)
+}
+
+/// The number of row groups of a Parquet file (the units [`read_row_groups`] reads).
+pub fn row_groups(path: &std::path::Path) -> Result<usize, super::OutputError> {
+    let file = std::fs::File::open(path).map_err(|source| super::OutputError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| ParquetError(format!("{}: {e}", path.display())))?;
+    Ok(builder.metadata().num_row_groups())
+}
+
+/// As [`read_rows`], for the row groups `groups` only (None: all), in file order.
+pub fn read_row_groups(
+    path: &std::path::Path,
+    columns: &[ColumnInfo],
+    groups: Option<&[usize]>,
+    each: &mut dyn FnMut(&[Value<'_>]) -> Result<(), super::OutputError>,
+) -> Result<u64, super::OutputError> {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
@@ -429,6 +450,10 @@ pub fn read_rows(
             names(&expected)
         )));
     }
+    let builder = match groups {
+        Some(groups) => builder.with_row_groups(groups.to_vec()),
+        None => builder,
+    };
     let reader = builder
         .with_batch_size(8192)
         .build()

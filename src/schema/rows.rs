@@ -21,6 +21,8 @@ pub struct Message {
     pub length: u64,
     pub received_at: Option<i64>,
     pub date: Option<i64>,
+    /// The `Date:` field as written, when it does not parse (else empty).
+    pub date_raw: String,
     pub from_addr: String,
     pub from_domain: String,
     pub envelope_from: String,
@@ -130,7 +132,7 @@ pub const MESSAGE_COLUMNS: &[Column<MessageTable>] = &[
         name: "source",
         ty: Type::Text,
         nullable: false,
-        meaning: "file path (`archive.tar!member` inside tar; `-` for standard input)",
+        meaning: "file path (`archive.tar!member` inside tar; `-` for standard input, or the name given with `--label`)",
         get: |m| text(&m.source),
     },
     Column {
@@ -160,6 +162,13 @@ pub const MESSAGE_COLUMNS: &[Column<MessageTable>] = &[
         nullable: true,
         meaning: "the `Date:` header, UTC (empty when missing or unparseable)",
         get: |m| Value::Time(m.date),
+    },
+    Column {
+        name: "date_raw",
+        ty: Type::Text,
+        nullable: true,
+        meaning: "the `Date:` header as written, when it does not parse (empty when it parses or is missing)",
+        get: |m| text(&m.date_raw),
     },
     Column {
         name: "from_addr",
