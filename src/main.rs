@@ -101,6 +101,14 @@ enum Command {
     /// Make the result files of one scan from the partials of a plan's shards (`scan --plan`):
     /// campaigns and relay abuse are decided over all of them; the files equal a single scan's.
     Merge(MergeArgs),
+    /// Print a shell completion script to standard output, e.g.
+    /// `mailcensus completions bash > /etc/bash_completion.d/mailcensus`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output: `mailcensus man > mailcensus.1`.
+    Man,
     /// Write a synthetic, DKIM-signed spam-trap corpus with its truth: corpus.mbox, keys.zone,
     /// keys.private, truth.csv (one row per signature) and messages-truth.csv (one row per
     /// message: campaign, echospoof, platform). Spam campaigns, relay-abuse (EchoSpoofing) waves
@@ -348,6 +356,21 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Scan(args) => finish(run_scan(args)),
         Command::Plan(args) => finish(run_plan(args)),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "mailcensus", &mut std::io::stdout());
+            ExitCode::from(EXIT_OK)
+        }
+        Command::Man => {
+            let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::from(EXIT_OK),
+                Err(e) => {
+                    say!("mailcensus: error: cannot write the manual page: {e}");
+                    ExitCode::from(EXIT_ERROR)
+                }
+            }
+        }
         Command::Merge(args) => finish(run_merge(args)),
         Command::Generate(args) => match run_generate(args) {
             Ok(()) => ExitCode::from(EXIT_OK),

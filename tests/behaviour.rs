@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::*;
 use std::io::Write;
 use std::path::PathBuf;
@@ -341,15 +343,37 @@ fn formulas_are_neutralised_unless_raw_cells() {
 
 #[test]
 fn shipped_sample_scans_on_a_fresh_clone() {
+    // The README's run command: the shipped trap's signatures verify, its two relay-abuse
+    // waves and its campaigns are found, and the real mail is read alongside.
     let out = tempfile::tempdir().unwrap();
-    scan_ok(&[data_dir().as_os_str()], out.path());
+    let keys = data_dir().join("generated-trap/keys.zone");
+    scan_ok(
+        &[data_dir().as_os_str(), os("--keys"), keys.as_os_str()],
+        out.path(),
+    );
     let s = summary(out.path());
     let t = &s["totals"];
     assert_eq!(
         t["messages"],
         t["parsed"].as_u64().unwrap() + t["malformed"].as_u64().unwrap()
     );
-    assert!(t["messages"].as_u64().unwrap() >= 300, "{t}");
+    assert!(t["messages"].as_u64().unwrap() >= 2800, "{t}");
+    assert!(
+        s["dkim"]["signatures_by_result"]["pass"].as_u64().unwrap() > 2000,
+        "{s}"
+    );
+    let c = &s["campaigns"];
+    assert_eq!(c["relay_abuse_waves"], 2, "{c}");
+    assert!(c["relay_abuse"].as_u64().unwrap() > 400, "{c}");
+    assert!(c["campaigns"].as_u64().unwrap() >= 10, "{c}");
+    let brands: usize = c["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["brands"].as_array().unwrap().len())
+        .sum();
+    assert!(brands >= 6, "each wave spoofs several brands: {c}");
+    assert!(out.path().join("timeline.svg").exists());
 }
 
 #[test]
@@ -725,6 +749,35 @@ fn an_unparseable_date_is_kept_as_written() {
     assert_eq!(by_subject("none")["date_raw"], "");
 }
 
+/// Shell completions and a manual page come from the command-line definition.
+#[test]
+fn completions_and_the_manual_page_are_generated() {
+    let o = bin().args(["completions", "bash"]).output().unwrap();
+    assert!(o.status.success());
+    let script = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        script.contains("complete") && script.contains("--keys"),
+        "{script}"
+    );
+    assert!(script.contains("--max-message-mib") && script.contains("merge"));
+    let o = bin().args(["completions", "zsh"]).output().unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("#compdef mailcensus")
+    );
+    let o = bin().arg("man").output().unwrap();
+    assert!(o.status.success());
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        page.starts_with(".ie") || page.starts_with(".TH"),
+        "{}",
+        &page[..page.len().min(200)]
+    );
+    assert!(
+        page.contains(".TH mailcensus") && page.contains("scan"),
+        "{page}"
+    );
+}
+
 /// `scan --help` groups its options by topic and ends with examples.
 #[test]
 fn scan_help_is_grouped_with_examples() {
@@ -793,6 +846,56 @@ fn a_key_file_without_dkim_keys_is_refused_and_key_files_are_summarised() {
     assert_eq!(files.len(), 1);
     assert_eq!(files[0]["records"], 2);
     assert_eq!(files[0]["usable"], 1);
+}
+
+/// The shipped trap's keys, rewritten as an archive.prove.email listing and as a mailauth DNS
+/// cache (TXT records cut into two chunks), give the same verdicts as the zone file.
+#[test]
+fn keys_from_the_dkim_archive_and_mailauth_caches_verify_like_a_zone() {
+    use mailcensus::auth::keys::KeyStore;
+    let dir = tempfile::tempdir().unwrap();
+    let zone = data_dir().join("generated-trap/keys.zone");
+    let mut store = KeyStore::new();
+    store.load_file(&zone).unwrap();
+    let (mut listing, mut cache) = (Vec::new(), serde_json::Map::new());
+    for (name, records) in store.iter() {
+        let name = name.trim_end_matches('.');
+        let (selector, domain) = name.split_once("._domainkey.").unwrap();
+        let mut txt = Vec::new();
+        for r in records {
+            listing.push(serde_json::json!({
+                "domain": domain, "selector": selector, "value": r.value,
+                "firstSeenAt": "2024-01-01T00:00:00.000Z", "lastSeenAt": null,
+            }));
+            let cut = r.value.len() / 2;
+            let cut = (cut..r.value.len())
+                .find(|&i| r.value.is_char_boundary(i))
+                .unwrap();
+            txt.push(serde_json::json!([&r.value[..cut], &r.value[cut..]]));
+        }
+        cache.insert(name.to_string(), serde_json::json!({ "TXT": txt }));
+    }
+    assert!(listing.len() > 20);
+    let prove = dir.path().join("prove.json");
+    std::fs::write(&prove, serde_json::to_vec(&listing).unwrap()).unwrap();
+    let mailauth = dir.path().join("dns-cache.json");
+    std::fs::write(&mailauth, serde_json::to_vec(&cache).unwrap()).unwrap();
+    let trap = data_dir().join("generated-trap/trap.mbox.zst");
+    let verdicts = |keys: &Path, out: &str| {
+        let out = dir.path().join(out);
+        scan_ok(&[trap.as_os_str(), os("--keys"), keys.as_os_str()], &out);
+        read(&out.join("signatures.csv"))
+    };
+    let from_zone = verdicts(&zone, "zone");
+    assert!(String::from_utf8_lossy(&from_zone).contains(",pass,"));
+    assert!(
+        verdicts(&prove, "prove") == from_zone,
+        "archive.prove.email listing"
+    );
+    assert!(
+        verdicts(&mailauth, "mailauth") == from_zone,
+        "mailauth DNS cache"
+    );
 }
 
 #[test]

@@ -491,6 +491,10 @@ fn have(program: &str) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    not(mailcensus_test_slurm),
+    ignore = "no Slurm cluster: .ci/slurm.sh install && .ci/slurm.sh start DIR, and set MAILCENSUS_TEST_SLURM=1 when building the tests"
+)]
 fn a_slurm_array_job_and_a_dependent_merge_give_one_scan() {
     let Some(c) = corpora() else { return };
     if std::env::var_os("MAILCENSUS_TEST_SLURM").is_none() {
@@ -540,6 +544,18 @@ fn a_slurm_array_job_and_a_dependent_merge_give_one_scan() {
         assert!(
             parts.join(format!("{i}/partial.json")).exists(),
             "shard {i} ran"
+        );
+    }
+}
+
+/// CI never skips: the Slurm test above must be compiled in (not ignored) there.
+#[test]
+fn under_ci_the_slurm_test_runs() {
+    if std::env::var_os("CI").is_some() {
+        let built_with_it = cfg!(mailcensus_test_slurm);
+        assert!(
+            built_with_it,
+            "MAILCENSUS_TEST_SLURM was not set when the tests were built: .ci/run must start Slurm first"
         );
     }
 }

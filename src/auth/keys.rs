@@ -107,6 +107,10 @@ pub enum Format {
     DnsCache {
         name: String,
     },
+    /// JSON: the historic keys the DKIM archive at archive.prove.email lists (its API's
+    /// `/key?domain=` answer: an array of `{domain, selector, value, firstSeenAt, lastSeenAt}`),
+    /// or a mailauth DNS cache (`mailauth report --dns-cache`: `{name: {"TXT": [[chunks]]}}`).
+    Json,
 }
 
 /// A line (or zone entry starting at `line`) that could not be parsed and was left out.
@@ -360,6 +364,7 @@ impl KeyStore {
                 }
             }
             Format::DnsCache { name } => ld.dns_cache(&lines, &name),
+            Format::Json => ld.json(strip_bom(data)),
         }
         ld.stats
     }
@@ -432,6 +437,9 @@ pub fn split_embedded_records(data: &[u8]) -> (&[u8], usize) {
 
 /// Sniff zone vs line format (see the module docs for the rule).
 pub fn detect_format(text: &str) -> Format {
+    if text.trim_start().starts_with(['[', '{']) {
+        return Format::Json;
+    }
     for line in text.split('\n') {
         if line.starts_with([' ', '\t']) {
             continue;
@@ -787,6 +795,89 @@ impl Loader<'_> {
     fn negative(&mut self, name: &str) {
         self.stats.negative += 1;
         self.store.insert_negative(name);
+    }
+
+    // ----- JSON: archive.prove.email key listings and mailauth DNS caches
+
+    /// A JSON key file. Entries are numbered from 1 where a line number would go (errors and
+    /// origins say `FILE:N`).
+    fn json(&mut self, data: &[u8]) {
+        let doc: serde_json::Value = match serde_json::from_slice(data) {
+            Ok(doc) => doc,
+            Err(e) => return self.error(e.line(), format!("not valid JSON: {e}")),
+        };
+        match doc {
+            serde_json::Value::Array(entries) => self.prove_email(&entries),
+            serde_json::Value::Object(names)
+                if names.values().all(|v| v.is_object()) && !names.is_empty() =>
+            {
+                self.mailauth_cache(&names)
+            }
+            other => {
+                let text: String = other.to_string().chars().take(80).collect();
+                self.error(
+                    1,
+                    format!("a JSON file that is neither an archive.prove.email key listing (an array) nor a mailauth DNS cache (an object of names): {text}"),
+                )
+            }
+        }
+    }
+
+    /// archive.prove.email: one key per entry; the archive lists what it saw, so a name it does
+    /// not list is unknown, never a recorded NXDOMAIN.
+    fn prove_email(&mut self, entries: &[serde_json::Value]) {
+        for (i, entry) in entries.iter().enumerate() {
+            let text = |k: &str| entry.get(k).and_then(|v| v.as_str());
+            match (text("domain"), text("selector"), text("value")) {
+                (Some(domain), Some(selector), Some(value)) => {
+                    let name = format!("{selector}._domainkey.{domain}");
+                    self.record(i + 1, &name, value.as_bytes().to_vec());
+                }
+                _ => self.error(
+                    i + 1,
+                    "an archive.prove.email entry without domain, selector and value",
+                ),
+            }
+        }
+    }
+
+    /// mailauth DNS cache: each TXT record is an array of chunks joined without a separator
+    /// (or a bare string); `"TXT": null` or `[]` is a name that does not exist. Other record
+    /// types are skipped.
+    fn mailauth_cache(&mut self, names: &serde_json::Map<String, serde_json::Value>) {
+        for (i, (name, types)) in names.iter().enumerate() {
+            for (rr, value) in types.as_object().into_iter().flatten() {
+                if !rr.eq_ignore_ascii_case("TXT") {
+                    self.stats.skipped_non_txt += 1;
+                    continue;
+                }
+                match value {
+                    serde_json::Value::Null | serde_json::Value::Bool(false) => self.negative(name),
+                    serde_json::Value::Array(records) if records.is_empty() => self.negative(name),
+                    serde_json::Value::Array(records) => {
+                        for record in records {
+                            let joined = match record {
+                                serde_json::Value::String(s) => Some(s.clone()),
+                                serde_json::Value::Array(chunks) => chunks
+                                    .iter()
+                                    .map(|c| c.as_str())
+                                    .collect::<Option<Vec<&str>>>()
+                                    .map(|c| c.concat()),
+                                _ => None,
+                            };
+                            match joined {
+                                Some(value) => self.record(i + 1, name, value.into_bytes()),
+                                None => self.error(
+                                    i + 1,
+                                    format!("{name}: a TXT record that is not text or an array of text chunks"),
+                                ),
+                            }
+                        }
+                    }
+                    _ => self.error(i + 1, format!("{name}: TXT is not an array of records")),
+                }
+            }
+        }
     }
 
     // ----- line format
@@ -1629,6 +1720,92 @@ mod tests {
             prop_assert!(st.errors.is_empty(), "{:?}", st.errors);
             let expected = parts.concat();
             prop_assert_eq!(values(&s, "k.example"), vec![expected.as_str()]);
+        }
+    }
+
+    /// The archive.prove.email `/key?domain=` answer, by hand from the archive's OpenAPI file
+    /// and route: an array of entries, one per historic key (two under `mail`).
+    const PROVE_EMAIL: &str = r#"[
+      {"domain": "example.com", "selector": "s2023", "firstSeenAt": "2023-11-02T09:14:27.512Z",
+       "lastSeenAt": "2025-03-18T04:02:11.930Z", "value": "v=DKIM1; k=rsa; p=pU3KGCUwux1tEyze1iN7LtkeP3IfyxlxF0SU1kk8"},
+      {"domain": "example.com", "selector": "mail", "firstSeenAt": "2022-06-14T17:40:03.118Z",
+       "lastSeenAt": null, "value": "k=rsa; p=nVw0YL4xIB5p/tqg7ui5mX9cfCmZ/a/lkyU81lSvTfrX"},
+      {"domain": "Example.com", "selector": "mail", "firstSeenAt": "2023-09-01T06:12:55.871Z",
+       "lastSeenAt": "2025-03-17T23:47:20.266Z", "value": "v=DKIM1; k=rsa; t=s; p=FCegrrP+6SMv"},
+      {"domain": "example.com", "value": "p=AAAA"}
+    ]"#;
+
+    /// A mailauth DNS cache (`mailauth report --dns-cache`), by hand from its cli.md and
+    /// resolver: names without a trailing dot, TXT records as arrays of chunks, `null` for a
+    /// name that does not exist, other record types beside.
+    const MAILAUTH_CACHE: &str = r#"{
+      "s2023._domainkey.example.com": {"TXT": [["v=DKIM1; k=rsa; p=pU3KGCUwux1tEyze1iN7LtkeP3IfyxlxF0SU1kk8"]]},
+      "mail._domainkey.example.org": {"TXT": [["v=DKIM1; k=rsa; p=jkbcjtS3wnZNKlpNdncG+F2GkAJK", "1r2jQBvpyMvMyTX2zR9hImrhUziuGjQA"]]},
+      "example.org": {"TXT": [["v=spf1 include:_spf.example.net -all"]], "MX": [{"exchange": "mx1.example.org", "priority": 10}]},
+      "old._domainkey.example.org": {"TXT": null}
+    }"#;
+
+    #[test]
+    fn archive_prove_email_listings_load_every_historic_key() {
+        let mut store = KeyStore::new();
+        let st = store.load_bytes(PROVE_EMAIL.as_bytes(), "prove.json");
+        assert!(matches!(st.format, Format::Json));
+        assert_eq!(st.records, 3);
+        assert_eq!(
+            st.errors.len(),
+            1,
+            "the entry without a selector: {:?}",
+            st.errors
+        );
+        assert_eq!(st.errors[0].line, 4);
+        match store.lookup("mail._domainkey.example.com.") {
+            Lookup::Found(r) => {
+                assert_eq!(r.len(), 2, "both historic keys, in order");
+                assert!(r[0].value.starts_with("k=rsa; p=nVw0"));
+                assert_eq!(r[1].origin, "prove.json:3");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The archive never says a name does not exist.
+        assert_eq!(st.negative, 0);
+        assert!(matches!(
+            store.lookup("gone._domainkey.example.com."),
+            Lookup::Unknown
+        ));
+    }
+
+    #[test]
+    fn mailauth_dns_caches_load_with_chunks_joined_and_missing_names() {
+        let mut store = KeyStore::new();
+        let st = store.load_bytes(MAILAUTH_CACHE.as_bytes(), "cache.json");
+        assert!(matches!(st.format, Format::Json));
+        assert_eq!((st.records, st.negative, st.skipped_non_txt), (3, 1, 1));
+        assert!(st.errors.is_empty(), "{:?}", st.errors);
+        match store.lookup("mail._domainkey.example.org.") {
+            Lookup::Found(r) => assert_eq!(
+                r[0].value,
+                "v=DKIM1; k=rsa; p=jkbcjtS3wnZNKlpNdncG+F2GkAJK1r2jQBvpyMvMyTX2zR9hImrhUziuGjQA"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store.lookup("old._domainkey.example.org."),
+            Lookup::Negative
+        ));
+    }
+
+    #[test]
+    fn a_json_file_of_another_kind_is_an_error_not_an_empty_store() {
+        for text in [
+            r#""Rate limit exceeded""#,
+            r#"{"message": "Internal error"}"#,
+            "[1, 2",
+            "{}",
+        ] {
+            let mut store = KeyStore::new();
+            let st = store.load_bytes(text.as_bytes(), "k.json");
+            assert_eq!(st.records, 0);
+            assert_eq!(st.errors.len(), 1, "{text}: {:?}", st.errors);
         }
     }
 }
