@@ -806,15 +806,18 @@ fn a_key_file_without_dkim_keys_is_refused_and_key_files_are_summarised() {
     let keys = dir.path().join("keys.txt");
     std::fs::write(&keys, "garbage line here\n").unwrap();
     let out = dir.path().join("o");
-    let o = bin()
-        .arg("scan")
-        .arg(sample_mbox())
-        .arg("--keys")
-        .arg(&keys)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let scan_with_keys = || {
+        bin()
+            .arg("scan")
+            .arg(sample_mbox())
+            .arg("--keys")
+            .arg(&keys)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = scan_with_keys();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -828,15 +831,7 @@ fn a_key_file_without_dkim_keys_is_refused_and_key_files_are_summarised() {
         "s1._domainkey.example.com \"v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQC\"\ngarbage line here\n",
     )
     .unwrap();
-    let o = bin()
-        .arg("scan")
-        .arg(sample_mbox())
-        .arg("--keys")
-        .arg(&keys)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = scan_with_keys();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("do not look like DKIM keys"), "{err}");

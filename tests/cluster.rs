@@ -506,40 +506,13 @@ fn a_slurm_array_job_and_a_dependent_merge_give_one_scan() {
         );
         return;
     }
-    let trap = c.join("dkimpy-signed-trap");
-    let dir = tempfile::tempdir().unwrap();
-    let plan_file = dir.path().join("census.plan");
-    plan(
-        &[&trap.join("corpus.mbox")],
+    let (_dir, parts) = example_script_gives_one_scan(
+        &c.join("dkimpy-signed-trap"),
+        "examples/slurm/submit.sh",
         4,
-        &plan_file,
-        &["--range-bytes", "2000000"],
+        "census.plan",
+        &[("WAIT", "1"), ("SCAN_SBATCH_ARGS", "--cpus-per-task=1")],
     );
-    let parts = dir.path().join("parts");
-    let merged = dir.path().join("merged");
-    let submit = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/slurm/submit.sh");
-    let o = run(Command::new("bash")
-        .arg(&submit)
-        .arg(&plan_file)
-        .arg(&parts)
-        .arg(&merged)
-        .arg("--keys")
-        .arg(trap.join("keys.zone"))
-        .current_dir(dir.path())
-        .env("MAILCENSUS", env!("CARGO_BIN_EXE_mailcensus"))
-        .env("WAIT", "1")
-        .env("SCAN_SBATCH_ARGS", "--cpus-per-task=1"));
-    ok(o, "Slurm jobs");
-    let single = dir.path().join("single");
-    scan_ok(
-        &[
-            trap.join("corpus.mbox").as_os_str(),
-            os("--keys"),
-            trap.join("keys.zone").as_os_str(),
-        ],
-        &single,
-    );
-    assert_same_result(&single, &merged);
     for i in 0..4 {
         assert!(
             parts.join(format!("{i}/partial.json")).exists(),
@@ -570,30 +543,50 @@ fn gnu_parallel_runs_the_shards_and_the_merge_gives_one_scan() {
         eprintln!("\n!!! SKIPPED: GNU parallel is not installed (apt-get install parallel).\n");
         return;
     }
-    let trap = c.join("dkimpy-signed-trap");
+    // Names with spaces: the script must quote them.
+    example_script_gives_one_scan(
+        &c.join("dkimpy-signed-trap"),
+        "examples/parallel.sh",
+        3,
+        "census plan",
+        &[("JOBS", "2"), ("THREADS", "1"), ("MERGE_ARGS", "-q")],
+    );
+}
+
+/// Plan `trap` (the dkimpy trap) into `shards` shards in a file named `plan_name`, run the
+/// example `script` as a user would (`script PLAN PARTS OUT --keys KEYS`, with `env`), and check
+/// the result equals one scan of the trap. Gives the temporary directory and the parts.
+fn example_script_gives_one_scan(
+    trap: &Path,
+    script: &str,
+    shards: u32,
+    plan_name: &str,
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let plan_file = dir.path().join("census plan");
+    let plan_file = dir.path().join(plan_name);
+    let range = (12_000_000 / shards).to_string();
     plan(
         &[&trap.join("corpus.mbox")],
-        3,
+        shards,
         &plan_file,
-        &["--range-bytes", "3000000"],
+        &["--range-bytes", &range],
     );
     let parts = dir.path().join("the parts");
     let merged = dir.path().join("merged");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/parallel.sh");
-    let o = run(Command::new("bash")
-        .arg(&script)
+    let mut cmd = Command::new("bash");
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
         .arg(&plan_file)
         .arg(&parts)
         .arg(&merged)
         .arg("--keys")
         .arg(trap.join("keys.zone"))
-        .env("MAILCENSUS", env!("CARGO_BIN_EXE_mailcensus"))
-        .env("JOBS", "2")
-        .env("THREADS", "1")
-        .env("MERGE_ARGS", "-q"));
-    ok(o, "GNU parallel");
+        .current_dir(dir.path())
+        .env("MAILCENSUS", env!("CARGO_BIN_EXE_mailcensus"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    ok(run(&mut cmd), script);
     let single = dir.path().join("single");
     scan_ok(
         &[
@@ -604,4 +597,5 @@ fn gnu_parallel_runs_the_shards_and_the_merge_gives_one_scan() {
         &single,
     );
     assert_same_result(&single, &merged);
+    (dir, parts)
 }

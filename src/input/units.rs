@@ -377,20 +377,12 @@ impl Cutter {
         }
         let mut entries = Vec::new();
         while pos < range.end {
-            entries.clear();
-            let planned = split::plan_entries(
-                data,
-                pos,
-                true,
-                opts.stream.block_bytes,
-                &opts.stream.split,
-                &mut entries,
-            );
+            let next = next_block(data, pos, opts, &mut entries);
             items.extend(entries.iter().map(|e| Item::from_entry(e, 0)));
             if !self.send(std::mem::take(&mut items), emit) {
                 return false;
             }
-            pos = planned.next;
+            pos = next;
         }
         items.is_empty() || self.send(items, emit)
     }
@@ -415,6 +407,27 @@ impl Cutter {
             items: last,
         })
     }
+}
+
+/// The entries of the block of a mapped mbox that starts at `pos` (an entry start), into
+/// `entries` (emptied first); gives where the next block starts. A scan's blocks and a plan's
+/// cut points both come from here, so a range that starts at a cut point reads the same blocks.
+fn next_block(
+    data: &[u8],
+    pos: usize,
+    opts: &Reading<'_>,
+    entries: &mut Vec<split::Entry>,
+) -> usize {
+    entries.clear();
+    split::plan_entries(
+        data,
+        pos,
+        true,
+        opts.stream.block_bytes,
+        &opts.stream.split,
+        entries,
+    )
+    .next
 }
 
 /// Where a plan may cut the mbox file at `path` into ranges: block starts of the splitter (the
@@ -447,19 +460,10 @@ pub fn mbox_cuts(
     let bytes = Bytes::Mapped(map.clone());
     let mut released = 0usize;
     while pos < len {
-        entries.clear();
         // What was read is not needed again: it leaves resident memory.
         bytes.release(released..pos & !4095);
         released = released.max(pos & !4095);
-        pos = split::plan_entries(
-            data,
-            pos,
-            true,
-            opts.stream.block_bytes,
-            &opts.stream.split,
-            &mut entries,
-        )
-        .next;
+        pos = next_block(data, pos, opts, &mut entries);
         if pos < len && pos as u64 - last_cut >= every {
             cuts.push(pos as u64);
             last_cut = pos as u64;

@@ -735,8 +735,8 @@ mod tests {
             ParquetFile::with_row_groups_of(std::fs::File::create(&path).unwrap(), &columns, 64)
                 .unwrap();
         let mut batch = Batch::new(&columns);
-        for r in &rows {
-            batch.append([
+        fn row_values<'a>(r: &'a Row, ips: &[Option<std::net::IpAddr>; 3]) -> [Value<'a>; 10] {
+            [
                 Value::Text(&r.0),
                 Value::Text(&r.1),
                 Value::Int(r.2),
@@ -747,7 +747,10 @@ mod tests {
                 Value::Share(r.7),
                 Value::List(&r.8),
                 Value::List(&r.9),
-            ]);
+            ]
+        }
+        for r in &rows {
+            batch.append(row_values(r, &ips));
             if batch.rows() == 50 {
                 file.write(&batch.take()).unwrap();
             }
@@ -756,20 +759,7 @@ mod tests {
         file.finish().unwrap();
         let mut back = 0usize;
         let n = read_rows(&path, &columns, &mut |values| {
-            let r = &rows[back];
-            let expected = [
-                Value::Text(&r.0),
-                Value::Text(&r.1),
-                Value::Int(r.2),
-                Value::Bool(r.3),
-                Value::Time(r.4),
-                Value::Day(r.5),
-                Value::Ip(ips[r.6]),
-                Value::Share(r.7),
-                Value::List(&r.8),
-                Value::List(&r.9),
-            ];
-            assert_eq!(values, expected, "row {back}");
+            assert_eq!(values, row_values(&rows[back], &ips), "row {back}");
             back += 1;
             Ok(())
         })
