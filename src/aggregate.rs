@@ -39,6 +39,8 @@ pub struct Totals {
     pub dkim_messages: [u64; MessageVerdict::COUNT],
     /// Messages with a passing signature aligned with the From domain.
     pub dkim_aligned: u64,
+    /// DKIM signatures by signing domain (`d=`, lowercased), then by result.
+    pub signing_domains: BTreeMap<String, [u64; SigResult::ALL.len()]>,
     /// Key names (`selector._domainkey.domain.`) that signatures needed and the store lacked.
     pub missing_keys: std::collections::BTreeSet<String>,
     /// Key names seen in signatures (collected by the key-name pass for live DNS).
@@ -65,6 +67,12 @@ impl Totals {
         self.dkim_aligned += other.dkim_aligned;
         self.missing_keys.extend(other.missing_keys);
         self.key_names.extend(other.key_names);
+        for (domain, counts) in other.signing_domains {
+            let mine = self.signing_domains.entry(domain).or_default();
+            for (a, b) in mine.iter_mut().zip(counts) {
+                *a += b;
+            }
+        }
         for (a, b) in self.signatures.iter_mut().zip(other.signatures) {
             *a += b;
         }
@@ -72,6 +80,19 @@ impl Totals {
             *a += b;
         }
         self.notes.extend(other.notes);
+    }
+
+    /// Count one signature of domain `d` with `result`.
+    pub fn add_signature(&mut self, d: &str, result: SigResult) {
+        self.signatures[result.index()] += 1;
+        let counts = match self.signing_domains.get_mut(d) {
+            Some(counts) => counts,
+            None => self
+                .signing_domains
+                .entry(d.to_ascii_lowercase())
+                .or_default(),
+        };
+        counts[result.index()] += 1;
     }
 
     /// Total malformed messages.
@@ -152,6 +173,9 @@ impl Totals {
             ),
             "dkim_aligned": self.dkim_aligned,
             "missing_keys": self.missing_keys,
+            "signing_domains": self.signing_domains.iter().map(|(d, counts)| {
+                (d.clone(), named(&mut SigResult::ALL.iter().map(|r| r.as_str()), counts).into())
+            }).collect::<serde_json::Map<_, _>>(),
             "notes": self.notes,
         })
     }
@@ -208,6 +232,21 @@ impl Totals {
                     .ok_or("totals: a missing key is no text")?
                     .to_string(),
             );
+        }
+        for (domain, counts) in v
+            .get("signing_domains")
+            .and_then(serde_json::Value::as_object)
+            .ok_or("totals: no signing_domains")?
+        {
+            let mut into = [0u64; SigResult::ALL.len()];
+            for (name, n) in counts.as_object().ok_or("totals: signing domain counts")? {
+                let i = results
+                    .iter()
+                    .position(|k| k == name)
+                    .ok_or_else(|| format!("totals: unknown signature result {name:?}"))?;
+                into[i] = n.as_u64().ok_or("totals: a signature count is no count")?;
+            }
+            t.signing_domains.insert(domain.clone(), into);
         }
         for note in v
             .get("notes")
@@ -273,6 +312,9 @@ mod tests {
         t.signatures[SigResult::ALL.len() - 1] = 5;
         t.dkim_messages[MessageVerdict::COUNT - 1] = 6;
         t.missing_keys.insert("s._domainkey.example.".into());
+        t.add_signature("Shop.Example", SigResult::Pass);
+        t.add_signature("shop.example", SigResult::ALL[SigResult::ALL.len() - 1]);
+        assert_eq!(t.signing_domains.len(), 1, "d= is counted lowercased");
         t.notes.push(Note::skipped("a \"b\"", "not-mail"));
         t.notes.push(Note {
             path: "c".into(),

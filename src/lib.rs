@@ -37,7 +37,7 @@
 //! [`message`] (one typed [`Message`] per message, from [`headers`], [`classify`] for the
 //! Received chain and [`auth`] for DKIM) → [`campaign`] (campaigns and relay abuse, decided over
 //! the whole corpus) → [`output`] (CSV, Parquet and JSON Lines files that appear only when
-//! complete). [`schema`] defines every output column once; [`aggregate`] holds the totals that
+//! complete) and [`report`] (`report.html`, the page a researcher opens first). [`schema`] defines every output column once; [`aggregate`] holds the totals that
 //! merge across workers; [`work`] is the unit of parallel work, and [`mod@scan`] wires the stages
 //! across all cores. [`generate`] writes synthetic, DKIM-signed trap corpora with their ground
 //! truth.
@@ -52,6 +52,7 @@ pub mod headers;
 pub mod input;
 pub mod message;
 pub mod output;
+pub mod report;
 pub mod scan;
 pub mod schema;
 pub mod split;

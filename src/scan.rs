@@ -397,7 +397,7 @@ impl Collector {
         totals.notes.sort();
         let out_dir = &self.dir;
         let grouping_started = Instant::now();
-        let (messages, group_files, campaigns) = match (self.grouping, self.spilled) {
+        let (messages, group_files, campaigns, details) = match (self.grouping, self.spilled) {
             (Some(g), Some(mut spilled)) => {
                 spilled.flush()?;
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -414,11 +414,17 @@ impl Collector {
                 )?;
                 // The spilled rows are scratch; dropping the file removes it.
                 drop(spilled);
-                (grouped.messages, grouped.files, Some(grouped.report))
+                (
+                    grouped.messages,
+                    grouped.files,
+                    Some(grouped.report),
+                    Some(grouped.details),
+                )
             }
             _ => (
                 self.messages.ok_or(ScanError::Incomplete)?.finish()?,
                 Vec::new(),
+                None,
                 None,
             ),
         };
@@ -426,10 +432,28 @@ impl Collector {
             Some(files) => files.finish()?,
             None => Vec::new(),
         };
-        let signatures = match self.signatures {
+        let mut signatures = match self.signatures {
             Some(files) => files.finish()?,
             None => Vec::new(),
         };
+        if self.tables.signatures {
+            // Every key name a signature needed and no source had, one per line, sorted: the
+            // list to look up in an archive of keys.
+            let mut missing = PendingFile::create(out_dir, "missing_keys.txt")?;
+            for name in &totals.missing_keys {
+                missing.write_all(name.as_bytes())?;
+                missing.write_all(b"\n")?;
+            }
+            signatures.push(missing);
+        }
+        let mut report_file = PendingFile::create(out_dir, "report.html")?;
+        let page = crate::report::render(&crate::report::ReportInput {
+            totals: &totals,
+            dkim: self.tables.signatures,
+            campaigns: details.as_ref(),
+        });
+        report_file.write_all(page.as_bytes())?;
+        signatures.push(report_file);
         if cancel.is_cancelled() || output::aborted() {
             return Err(ScanError::Interrupted);
         }
@@ -526,7 +550,13 @@ pub fn scan_messages(
 }
 
 /// The tables a scan writes in every format asked for.
-pub const TABLES: [&str; 4] = ["messages", "signatures", "received", "campaigns"];
+pub const TABLES: [&str; 5] = [
+    "messages",
+    "signatures",
+    "received",
+    "campaigns",
+    "campaign_evidence",
+];
 
 /// Every file a scan may write into its output directory. A run removes the ones it does not
 /// write this time, so the directory always describes one run.
@@ -539,7 +569,16 @@ pub fn run_outputs() -> Vec<String> {
     TABLES
         .iter()
         .flat_map(|t| all.file_names(t))
-        .chain(["timeline.csv", "timeline.svg", "summary.json"].map(String::from))
+        .chain(
+            [
+                "timeline.csv",
+                "timeline.svg",
+                "missing_keys.txt",
+                "report.html",
+                "summary.json",
+            ]
+            .map(String::from),
+        )
         .collect()
 }
 
@@ -634,6 +673,7 @@ impl UnitOutput {
         self.facts.facts.clear();
         self.facts.keys.clear();
         self.facts.text.clear();
+        self.facts.key_names.clear();
         self.records.clear();
         self.done = None;
     }

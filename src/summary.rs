@@ -160,7 +160,9 @@ pub fn summary_document(
             "key_names_loaded": d.key_names_loaded,
             "key_files": d.key_files,
             "key_names_missing": t.missing_keys.len(),
+            // The first thousand; missing_keys.txt lists them all.
             "missing_keys": t.missing_keys.iter().take(1000).collect::<Vec<_>>(),
+            "missing_keys_file": "missing_keys.txt",
         })),
         "campaigns": report.campaigns.as_ref(),
         "unreadable": unreadable,
@@ -303,6 +305,16 @@ pub fn human_summary(report: &ScanReport) -> String {
     if more > 0 {
         s.push_str(&format!(
             "  ... and {more} more unreadable inputs (see summary.json)\n"
+        ));
+    }
+    if let Some(page) = report
+        .outputs
+        .iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "report.html"))
+    {
+        s.push_str(&format!(
+            "  report: {} (open it in a browser)\n",
+            page.display()
         ));
     }
     s

@@ -649,8 +649,8 @@ fn no_csv_output_carries_a_live_formula() {
         }
     }
     assert_eq!(
-        files, 5,
-        "messages, signatures, received, campaigns, timeline"
+        files, 6,
+        "messages, signatures, received, campaigns, campaign_evidence, timeline"
     );
     // The corpus really put formulas into the outputs: many columns of every CSV needed the guard.
     for (file, at_least) in [

@@ -1,7 +1,7 @@
 //! The README's column tables are the column registry's: a test fails when they differ. Run with
 //! `MAILCENSUS_UPDATE_README=1` to write the registry's tables into the README.
 
-use mailcensus::campaign::CAMPAIGN_COLUMNS;
+use mailcensus::campaign::{CAMPAIGN_COLUMNS, EVIDENCE_COLUMNS};
 use mailcensus::schema::{self, ColumnInfo, RECEIVED_COLUMNS, SIGNATURE_COLUMNS};
 
 fn tables() -> Vec<(&'static str, Vec<ColumnInfo>)> {
@@ -18,6 +18,10 @@ fn tables() -> Vec<(&'static str, Vec<ColumnInfo>)> {
         (
             "campaigns",
             CAMPAIGN_COLUMNS.iter().map(|c| c.info()).collect(),
+        ),
+        (
+            "campaign_evidence",
+            EVIDENCE_COLUMNS.iter().map(|c| c.info()).collect(),
         ),
     ]
 }

@@ -29,9 +29,31 @@ pub(super) struct Key {
     /// An RSA key of 384–1023 bits, which aws-lc refuses: checked by [`weak_rsa`] instead,
     /// its verdict counted under `--allow-weak-keys` and reported beside the refusal otherwise.
     pub(super) weak: Option<weak_rsa::WeakKey>,
+    /// SHA-256 of the decoded `p=`, in hex: which key this is, for provenance (empty when
+    /// `p=` is empty or not base64).
+    pub(super) sha256: String,
 }
 
 pub(super) fn parse_key(value: &[u8], policy: &Policy) -> Key {
+    let mut key = parse_key_record(value, policy);
+    if let Some(der) = public_key_der(value).filter(|der| !der.is_empty()) {
+        key.sha256 = sha256_hex(&der);
+    }
+    key
+}
+
+/// SHA-256 of `bytes` in lowercase hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest.as_ref() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+fn parse_key_record(value: &[u8], policy: &Policy) -> Key {
     let is_ed25519 = tag_value(value, b"k").is_some_and(|k| k.eq_ignore_ascii_case(b"ed25519"));
     let record = RecordTags::read(value);
     match DomainKey::parse(value) {
@@ -56,6 +78,7 @@ pub(super) fn parse_key(value: &[u8], policy: &Policy) -> Key {
                     refused: Some("unusable key record: p= is not an RSA public key".into()),
                     revoked: false,
                     weak: None,
+                    sha256: String::new(),
                 };
             }
             let small = !is_ed25519 && bits > 0 && bits <= weak_rsa::MAX_BITS;
@@ -88,6 +111,7 @@ pub(super) fn parse_key(value: &[u8], policy: &Policy) -> Key {
                 refused,
                 revoked: false,
                 weak,
+                sha256: String::new(),
             }
         }
         Err(e) => Key {
@@ -100,6 +124,7 @@ pub(super) fn parse_key(value: &[u8], policy: &Policy) -> Key {
                 e => Some(format!("unusable key record: {e}")),
             },
             weak: None,
+            sha256: String::new(),
         },
     }
 }
@@ -118,6 +143,7 @@ impl Key {
             refused: None,
             revoked: false,
             weak: None,
+            sha256: String::new(),
         }
     }
 }

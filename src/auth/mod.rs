@@ -101,6 +101,8 @@ pub struct SignatureVerdict {
     pub detail: String,
     /// Size of the key that was used, when one was found.
     pub key_bits: Option<usize>,
+    /// SHA-256 (hex) of the decoded `p=` of the key that was used, when one was found.
+    pub key_sha256: String,
 }
 
 /// A message's DKIM verdict: a signature's result (`pass` when any passes, else the first

@@ -460,6 +460,7 @@ impl Verifier {
             result: res,
             detail,
             key_bits: key.and_then(|k| k.bits),
+            key_sha256: key.map(|k| k.sha256.clone()).unwrap_or_default(),
         }
     }
 }
@@ -566,6 +567,7 @@ fn unparsed_verdict(index: usize, value: &[u8], err: &Error) -> SignatureVerdict
         result: SigResult::PermError,
         detail: format!("unusable signature: {err}"),
         key_bits: None,
+        key_sha256: String::new(),
     }
 }
 

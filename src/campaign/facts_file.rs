@@ -5,9 +5,12 @@
 //! ([`write_record`], what [`super::Grouping::add_unit`] writes), and gives them back per record
 //! ([`for_each_record`]): the fixed part decoded as a [`Record`], then the keys, the From domain
 //! text and the subject as slices of the buffer read. A record is [`RECORD_FIXED`] bytes (all
-//! numbers little-endian), the From domain text, the subject, then the keys as u64s. The file is
-//! scratch of one run, or a shard's partial read back by a merge ([`FactsReader`], whole
-//! records back into a unit's [`Facts`]); the partial's format version covers the layout.
+//! numbers little-endian), the From domain text, the subject, the keys as u64s, then the keys'
+//! names (each a length byte and the name), which only a shard's partial carries: a run's own
+//! scratch file leaves them out, since the grouping keeps each name once
+//! ([`super::Grouping::add_unit`]). The file is scratch of one run, or a shard's partial read
+//! back by a merge ([`FactsReader`], whole records back into a unit's [`Facts`]); the partial's
+//! format version covers the layout.
 
 use std::io;
 use std::path::Path;
@@ -40,12 +43,14 @@ pub(super) struct Record {
 
 impl Record {
     /// The fixed part of a message's record; the From domain text (`text_len` bytes), the
-    /// subject (`subject_len` bytes) and the keys (`keys` little-endian u64s) follow it.
+    /// subject (`subject_len` bytes), the keys (`keys` little-endian u64s) and their names
+    /// (`names_len` bytes) follow it.
     fn encode(
         f: &MessageFacts,
         keys: usize,
         text_len: usize,
         subject_len: usize,
+        names_len: usize,
     ) -> [u8; RECORD_FIXED] {
         let mut rec = [0u8; RECORD_FIXED];
         rec[0..4].copy_from_slice(&f.row_len.to_le_bytes());
@@ -57,6 +62,7 @@ impl Record {
         rec[17] = u8::from(f.origin_is_senders);
         rec[18..20].copy_from_slice(&(text_len as u16).to_le_bytes());
         rec[20..22].copy_from_slice(&(subject_len as u16).to_le_bytes());
+        rec[22..24].copy_from_slice(&(names_len as u16).to_le_bytes());
         for (i, v) in [
             f.brand,
             f.tenant,
@@ -95,26 +101,36 @@ impl Record {
 }
 
 /// Write one message's record with `write`, as [`for_each_record`] reads it: the fixed part, the
-/// From domain text, the subject, then the keys. Gives the bytes written.
+/// From domain text, the subject, the keys, then the keys' `names` when given (one per key, at
+/// most 255 bytes each). Gives the bytes written.
 pub(super) fn write_record<E>(
     f: &MessageFacts,
     keys: &[u64],
     from_text: &[u8],
     subject: &[u8],
+    names: Option<&[&[u8]]>,
     mut write: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<u64, E> {
+    let names = names.unwrap_or_default();
+    let names_len: usize = names.iter().map(|n| 1 + n.len().min(255)).sum();
     write(&Record::encode(
         f,
         keys.len(),
         from_text.len(),
         subject.len(),
+        names_len,
     ))?;
     write(from_text)?;
     write(subject)?;
     for k in keys {
         write(&k.to_le_bytes())?;
     }
-    Ok((RECORD_FIXED + from_text.len() + subject.len() + 8 * keys.len()) as u64)
+    for name in names {
+        let name = &name[..name.len().min(255)];
+        write(&[name.len() as u8])?;
+        write(name)?;
+    }
+    Ok((RECORD_FIXED + from_text.len() + subject.len() + 8 * keys.len() + names_len) as u64)
 }
 
 /// Go through the facts records in `buf` (a whole number of them, as a chunk holds): the fixed
@@ -137,9 +153,13 @@ pub(super) fn for_each_record(
         let text_at = at + RECORD_FIXED;
         let subject_at = text_at + text_len;
         let keys_at = subject_at + subject_len;
+        let names_len = usize::from(u16::from_le_bytes([fixed[22], fixed[23]]));
         let Some(raw) = buf.get(keys_at..keys_at + 8 * n) else {
             break;
         };
+        if buf.len() < keys_at + 8 * n + names_len {
+            break;
+        }
         keys.clear();
         keys.extend(
             raw.chunks_exact(8)
@@ -151,7 +171,7 @@ pub(super) fn for_each_record(
             &buf[text_at..subject_at],
             &buf[subject_at..keys_at],
         );
-        at = keys_at + 8 * n;
+        at = keys_at + 8 * n + names_len;
     }
     if at != buf.len() {
         return Err(io_err(path)(io::Error::new(
@@ -168,9 +188,12 @@ pub fn write_facts<E>(
     mut write: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<u64, E> {
     let mut n = 0;
+    let mut names: Vec<&[u8]> = Vec::new();
     for f in &facts.facts {
         let (keys, from_text, subject) = facts.parts(f);
-        n += write_record(f, keys, from_text, subject, &mut write)?;
+        names.clear();
+        names.extend(facts.key_names(f));
+        n += write_record(f, keys, from_text, subject, Some(&names), &mut write)?;
     }
     Ok(n)
 }
@@ -226,13 +249,31 @@ impl FactsReader {
         self.reader
             .read_exact(&mut facts.text[text_at..])
             .map_err(err)?;
-        let mut raw = vec![0u8; 8 * n];
+        let names_len = usize::from(u16::from_le_bytes([fixed[22], fixed[23]]));
+        let mut raw = vec![0u8; 8 * n + names_len];
         self.reader.read_exact(&mut raw).map_err(err)?;
         let keys_at = facts.keys.len();
         facts.keys.extend(
-            raw.chunks_exact(8)
+            raw[..8 * n]
+                .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())),
         );
+        // One name per key: a length byte and the name.
+        let mut names = &raw[8 * n..];
+        while let Some((&len, rest)) = names.split_first() {
+            let Some(name) = rest.get(..usize::from(len)) else {
+                break;
+            };
+            facts.key_names.push((facts.text.len() as u32, len));
+            facts.text.extend_from_slice(name);
+            names = &rest[usize::from(len)..];
+        }
+        if !names.is_empty() || facts.key_names.len() != facts.keys.len() {
+            return Err(err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "campaign facts record whose key names do not match its keys",
+            )));
+        }
         let r = Record::decode(&fixed);
         facts.facts.push(MessageFacts {
             row_len: r.row_len,
@@ -268,8 +309,8 @@ mod tests {
     use proptest::collection::vec;
     use proptest::prelude::*;
 
-    /// A message's facts with its keys, From domain text and subject.
-    type Message = (MessageFacts, Vec<u64>, Vec<u8>, Vec<u8>);
+    /// A message's facts with its keys (each with its name), From domain text and subject.
+    type Message = (MessageFacts, Vec<(u64, Vec<u8>)>, Vec<u8>, Vec<u8>);
 
     /// One message (every field of its facts, the buffer positions left for [`unit`] to set), at
     /// the sizes the workers allow.
@@ -285,7 +326,7 @@ mod tests {
         );
         (
             fixed,
-            vec(any::<u64>(), 0..=255),
+            vec((any::<u64>(), vec(any::<u8>(), 0..=255)), 0..=255),
             vec(any::<u8>(), 0..=1024),
             vec(any::<u8>(), 0..=2048),
         )
@@ -328,22 +369,31 @@ mod tests {
         let mut unit = Facts::default();
         for (mut f, keys, from, subject) in messages {
             f.keys = (unit.keys.len() as u32, keys.len() as u8);
-            unit.keys.extend_from_slice(&keys);
             f.from_text = (unit.text.len() as u32, from.len() as u16);
             unit.text.extend_from_slice(&from);
             f.subject_text = (unit.text.len() as u32, subject.len() as u16);
             unit.text.extend_from_slice(&subject);
+            // The names after the texts, where the reader puts them.
+            for (key, name) in keys {
+                unit.keys.push(key);
+                unit.key_names
+                    .push((unit.text.len() as u32, name.len() as u8));
+                unit.text.extend_from_slice(&name);
+            }
             unit.facts.push(f);
         }
         unit
     }
 
-    /// The unit's facts file as `Grouping::add_unit` writes it, and where each record ends.
-    fn facts_file(unit: &Facts) -> (Vec<u8>, Vec<usize>) {
+    /// The unit's facts file as `Grouping::add_unit` writes it (`names`: or a shard does), and
+    /// where each record ends.
+    fn facts_file(unit: &Facts, names: bool) -> (Vec<u8>, Vec<usize>) {
         let (mut buf, mut ends) = (Vec::new(), Vec::new());
         for f in &unit.facts {
             let (keys, from_text, subject) = unit.parts(f);
-            let written = write_record(f, keys, from_text, subject, |bytes| {
+            let key_names: Vec<&[u8]> = unit.key_names(f).collect();
+            let names = names.then_some(&key_names[..]);
+            let written = write_record(f, keys, from_text, subject, names, |bytes| {
                 buf.extend_from_slice(bytes);
                 Ok::<(), std::convert::Infallible>(())
             });
@@ -362,9 +412,10 @@ mod tests {
         fn records_read_back_as_written(
             messages in vec(message(), 1..4),
             cuts in vec(any::<prop::sample::Index>(), 8),
+            names in any::<bool>(),
         ) {
             let unit = unit(messages);
-            let (buf, ends) = facts_file(&unit);
+            let (buf, ends) = facts_file(&unit, names);
             let path = Path::new("campaign-facts.bin");
             let mut read = Vec::new();
             for_each_record(&buf, path, |r, keys, from_text, subject| {
@@ -447,6 +498,7 @@ mod tests {
             prop_assert_eq!(&back.facts, &unit.facts);
             prop_assert_eq!(&back.keys, &unit.keys);
             prop_assert_eq!(&back.text, &unit.text);
+            prop_assert_eq!(&back.key_names, &unit.key_names);
             // A record cut short is an error, never a shorter unit.
             if !buf.is_empty() {
                 std::fs::write(&path, &buf[..buf.len() - 1]).unwrap();

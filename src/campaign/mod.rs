@@ -79,8 +79,8 @@ use stats::{Counted, timeline_csv};
 pub use baseline::{BASELINE_MIN_MESSAGES, BASELINE_SHARE};
 pub use link::FAMILY_ERROR;
 pub use stats::{
-    CAMPAIGN_COLUMNS, CampaignRow, CampaignStats, CampaignTable, LargestCampaign, TIMELINE_COLUMNS,
-    day_text,
+    CAMPAIGN_COLUMNS, CampaignCard, CampaignRow, CampaignStats, CampaignTable, EVIDENCE_COLUMNS,
+    EvidenceRow, EvidenceTable, LargestCampaign, TIMELINE_COLUMNS, day_text,
 };
 
 /// Groups smaller than this are not campaigns (their messages get `-`).
@@ -103,6 +103,9 @@ pub struct Grouping {
     chunks: Vec<ChunkStart>,
     /// Messages carrying each key.
     keys: KeyMap<u64, u32>,
+    /// Each key's name, written once when the key is first seen (a key, a length byte, the
+    /// name): read back for the keys that end up as a campaign's evidence.
+    names_file: PendingFile,
     baseline: Baseline,
 }
 
@@ -150,9 +153,30 @@ pub const REPORTED_WAVES: usize = 100;
 pub struct GroupOutput {
     /// The `messages` table's files.
     pub messages: Vec<PendingFile>,
-    /// `campaigns` in each format, `timeline.csv`, `timeline.svg`.
+    /// `campaigns` and `campaign_evidence` in each format, `timeline.csv`, `timeline.svg`.
     pub files: Vec<PendingFile>,
     pub report: CampaignReport,
+    /// What the HTML report draws.
+    pub details: CampaignDetails,
+}
+
+/// Campaigns shown in the HTML report (relay-abuse waves first, then the largest others).
+pub const SHOWN_CAMPAIGNS: usize = 20;
+
+/// What the grouping found, in the detail the HTML report draws.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignDetails {
+    pub campaigns: u64,
+    pub messages_in_campaigns: u64,
+    pub relay_abuse: u64,
+    pub relay_abuse_waves: u64,
+    /// The campaigns shown: relay-abuse waves first, then the largest others, at most
+    /// [`SHOWN_CAMPAIGNS`].
+    pub shown: Vec<CampaignCard>,
+    /// Day → (messages, relay abuse, messages in no campaign), over the whole corpus.
+    pub per_day: BTreeMap<i64, (u64, u64, u64)>,
+    /// Day → spoofed brand (the From organization) → relay-abuse messages.
+    pub relay_abuse_by_day: BTreeMap<i64, BTreeMap<String, u64>>,
 }
 
 /// Passes at most that reject groups too small to be campaigns (each pass only rejects; two or
@@ -171,8 +195,10 @@ impl Grouping {
     /// Start a grouping whose per-message facts go to a temporary file in `dir`.
     pub fn new(dir: &Path) -> Result<Grouping, OutputError> {
         let side_file = PendingFile::create(dir, "campaign-facts.bin")?;
+        let names_file = PendingFile::create(dir, "campaign-keys.bin")?;
         Ok(Grouping {
             side_file,
+            names_file,
             messages: 0,
             facts_bytes: 0,
             rows_bytes: 0,
@@ -193,11 +219,16 @@ impl Grouping {
             }
             self.messages += 1;
             let (keys, from_text, subject) = facts.parts(f);
-            self.facts_bytes += write_record(f, keys, from_text, subject, |bytes| {
+            self.facts_bytes += write_record(f, keys, from_text, subject, None, |bytes| {
                 self.side_file.write_all(bytes)
             })?;
-            for k in keys {
+            for (k, name) in keys.iter().zip(facts.key_names(f)) {
                 let n = self.keys.entry(*k).or_default();
+                if *n == 0 {
+                    self.names_file.write_all(&k.to_le_bytes())?;
+                    self.names_file.write_all(&[name.len() as u8])?;
+                    self.names_file.write_all(name)?;
+                }
                 *n = n.saturating_add(1);
             }
             self.rows_bytes += u64::from(f.row_len);
@@ -311,6 +342,7 @@ impl Grouping {
         let message_columns = schema::message_columns();
         let mut messages_files = TableFiles::create(dir, "messages", &message_columns, formats)?;
         let mut outside: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+        let mut abuse_brands: BTreeMap<i64, BTreeMap<String, u64>> = BTreeMap::new();
         let mut report = CampaignReport::default();
         let decide = Decide {
             spill: spill::Spill::for_formats(formats, raw_cells),
@@ -371,6 +403,13 @@ impl Grouping {
                         e.0 += n;
                         e.1 += a;
                     }
+                    for ((day, brand), n) in d.abuse_brands {
+                        *abuse_brands
+                            .entry(day)
+                            .or_default()
+                            .entry(brand)
+                            .or_default() += n;
+                    }
                     spare_buffers
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -403,6 +442,31 @@ impl Grouping {
         }
         campaigns_files.write(&mut campaign_rows)?;
 
+        // campaign_evidence: the keys that linked each campaign's messages, named.
+        self.names_file.flush()?;
+        let names = read_key_names(
+            self.names_file.temp_path(),
+            campaigns.iter().flat_map(|c| c.evidence.keys().copied()),
+        )?;
+        let evidence_columns: Vec<schema::ColumnInfo> =
+            EVIDENCE_COLUMNS.iter().map(Column::info).collect();
+        let mut evidence_files =
+            TableFiles::create(dir, "campaign_evidence", &evidence_columns, formats)?;
+        let mut evidence_rows = Rows::new(&evidence_columns, formats, raw_cells);
+        let mut pending_rows = 0;
+        for c in &mut campaigns {
+            c.name_evidence(&names);
+            for row in c.evidence_rows() {
+                evidence_rows.push(EVIDENCE_COLUMNS.iter().map(|col| (col.get)(&row)));
+                pending_rows += 1;
+            }
+            if pending_rows >= 16_384 {
+                evidence_files.write(&mut evidence_rows)?;
+                pending_rows = 0;
+            }
+        }
+        evidence_files.write(&mut evidence_rows)?;
+
         let timeline = timeline_csv(&campaigns, &outside);
         let mut timeline_file = PendingFile::create(dir, "timeline.csv")?;
         timeline_file.write_all(&timeline)?;
@@ -431,14 +495,45 @@ impl Grouping {
             .take(10)
             .map(CampaignStats::summary)
             .collect();
-        // The facts file is scratch: dropping it removes it.
+        let mut details = CampaignDetails {
+            campaigns: report.campaigns,
+            messages_in_campaigns: report.messages_in_campaigns,
+            relay_abuse: report.relay_abuse,
+            relay_abuse_waves: report.relay_abuse_waves,
+            shown: campaigns
+                .iter()
+                .filter(is_wave)
+                .chain(campaigns.iter().filter(|c| !is_wave(c)))
+                .take(SHOWN_CAMPAIGNS)
+                .map(CampaignStats::card)
+                .collect(),
+            per_day: BTreeMap::new(),
+            relay_abuse_by_day: abuse_brands,
+        };
+        for per_day in campaigns.iter().map(|c| &c.per_day) {
+            for (&day, &(n, a)) in per_day {
+                let e = details.per_day.entry(day).or_default();
+                e.0 += n;
+                e.1 += a;
+            }
+        }
+        for (&day, &(n, a)) in &outside {
+            let e = details.per_day.entry(day).or_default();
+            e.0 += n;
+            e.1 += a;
+            e.2 += n;
+        }
+        // The facts and names files are scratch: dropping them removes them.
         drop(self.side_file);
+        drop(self.names_file);
         let mut files = campaigns_files.finish()?;
+        files.extend(evidence_files.finish()?);
         files.extend([timeline_file, svg_file]);
         Ok(GroupOutput {
             messages: messages_files.finish()?,
             files,
             report,
+            details,
         })
     }
 }
@@ -511,6 +606,8 @@ struct DecidedRows {
     rows: Rows,
     /// Messages in no campaign, by day.
     outside: BTreeMap<i64, (u64, u64)>,
+    /// Relay-abuse messages by day and spoofed brand.
+    abuse_brands: BTreeMap<(i64, String), u64>,
     relay_abuse: u64,
     candidates: u64,
 }
@@ -552,6 +649,7 @@ impl Decide<'_> {
         let mut d = DecidedRows {
             rows,
             outside: BTreeMap::new(),
+            abuse_brands: BTreeMap::new(),
             relay_abuse: 0,
             candidates: 0,
         };
@@ -561,7 +659,7 @@ impl Decide<'_> {
         let (mut reasons, mut id) = (Vec::new(), Vec::new());
         let mut at = 0usize;
         let mut damaged = false;
-        for_each_record(facts, facts_path, |r, keys, _, _| {
+        for_each_record(facts, facts_path, |r, keys, from_text, _| {
             let Some(row) = spilled.get(at..at + r.row_len as usize) else {
                 damaged = true;
                 return;
@@ -577,6 +675,12 @@ impl Decide<'_> {
             let (relay, abuse) = self.relay(r);
             d.candidates += u64::from(relay.is_candidate());
             d.relay_abuse += u64::from(abuse);
+            if abuse && r.at != i64::MIN {
+                let brand = crate::auth::organizational_domain(&String::from_utf8_lossy(from_text));
+                *d.abuse_brands
+                    .entry((r.at.div_euclid(86_400), brand))
+                    .or_default() += 1;
+            }
             let campaign = self.campaign(keys);
             if campaign.is_none() && r.at != i64::MIN {
                 let e = d.outside.entry(r.at.div_euclid(86_400)).or_default();
@@ -672,6 +776,36 @@ impl<'a> CampaignCounter<'a> {
             campaigns[c].add(message, self.decide.evidence, g);
         })
     }
+}
+
+/// The names of the `wanted` keys, read from the names file [`Grouping::add_unit`] wrote.
+fn read_key_names(
+    path: &Path,
+    wanted: impl Iterator<Item = u64>,
+) -> Result<KeyMap<u64, String>, OutputError> {
+    use io::Read;
+    let mut names: KeyMap<u64, String> = wanted.map(|k| (k, String::new())).collect();
+    if names.is_empty() {
+        return Ok(names);
+    }
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut reader = io::BufReader::with_capacity(1 << 20, file);
+    let mut head = [0u8; 9];
+    let mut name = [0u8; 255];
+    loop {
+        match reader.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(io_err(path)(e)),
+        }
+        let key = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
+        let name = &mut name[..usize::from(head[8])];
+        reader.read_exact(name).map_err(io_err(path))?;
+        if let Some(slot) = names.get_mut(&key) {
+            *slot = String::from_utf8_lossy(name).into_owned();
+        }
+    }
+    Ok(names)
 }
 
 /// A campaign id: its key in 16 lowercase hex digits.

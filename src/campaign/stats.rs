@@ -179,6 +179,60 @@ pub const CAMPAIGN_COLUMNS: &[Column<CampaignTable>] = &[
     },
 ];
 
+/// The kind of an evidence key as `campaign_evidence` names it.
+fn evidence_kind(letter: u8) -> &'static str {
+    match letter {
+        b'L' => "landing_domain",
+        b'T' => "tenant",
+        b'N' => "origin_network",
+        b'I' => "mailing_list",
+        _ => "unknown",
+    }
+}
+
+/// One evidence key of a campaign, for the `campaign_evidence` table.
+pub struct EvidenceRow<'a> {
+    pub campaign: &'a str,
+    pub kind: &'static str,
+    pub value: &'a str,
+    pub messages: u64,
+}
+
+/// The `campaign_evidence` table.
+pub enum EvidenceTable {}
+impl Table for EvidenceTable {
+    type Row<'a> = EvidenceRow<'a>;
+}
+
+/// Columns of `campaign_evidence`: why messages were put in one campaign. One row per evidence
+/// key of each campaign (campaigns largest first, then keys by messages).
+pub const EVIDENCE_COLUMNS: &[Column<EvidenceTable>] = &[
+    Column {
+        name: "campaign",
+        ty: Type::Text,
+        nullable: false,
+        meaning: "the campaign id, as in `campaigns` and `messages`",
+        get: |r| Value::Text(r.campaign),
+    },
+    Column {
+        name: "kind",
+        ty: Type::Text,
+        nullable: false,
+        meaning: "what links its messages: `landing_domain` (a link's registrable domain or bare address), `tenant` (a Microsoft 365 tenant id), `origin_network` (the origin's /24 or /48), `mailing_list` (a List-Id)",
+        get: |r| Value::Text(r.kind),
+    },
+    Column {
+        name: "value",
+        ty: Type::Text,
+        nullable: false,
+        meaning: "the domain, tenant id, network or list",
+        get: |r| Value::Text(r.value),
+    },
+    count_column!("messages", "the campaign's messages that carry it", |r| {
+        Value::Int(Some(r.messages))
+    }),
+];
+
 /// Columns of `timeline.csv`.
 pub const TIMELINE_COLUMNS: [&str; 4] = ["day", "campaign", "messages", "relay_abuse"];
 
@@ -213,6 +267,10 @@ pub struct CampaignStats {
     relay_abuse: u64,
     tenants: Distinct,
     example_subject: String,
+    /// Messages of the campaign carrying each of its evidence keys.
+    pub(super) evidence: super::KeyMap<u64, u64>,
+    /// The evidence keys named, most messages first (set by [`CampaignStats::name_evidence`]).
+    named_evidence: Vec<(String, u64)>,
 }
 
 impl CampaignStats {
@@ -260,14 +318,58 @@ impl CampaignStats {
             });
         }
         for &k in keys {
-            if k != r.tenant && k != r.origin_net && evidence.in_group(k, group) {
-                self.landing.insert(k);
+            if evidence.in_group(k, group) {
+                *self.evidence.entry(k).or_default() += 1;
+                if k != r.tenant && k != r.origin_net {
+                    self.landing.insert(k);
+                }
             }
         }
         self.dkim[usize::from(r.dkim.min(2))] += 1;
         self.aligned_pass += u64::from(r.aligned);
         self.relay_abuse += u64::from(abuse);
         self.tenants.insert(r.tenant);
+    }
+
+    /// Name the campaign's evidence keys from `names` (kind letter, `:`, value), most messages
+    /// first, then by name; the counts per key are dropped.
+    pub(super) fn name_evidence(&mut self, names: &super::KeyMap<u64, String>) {
+        let mut named: Vec<(String, u64)> = self
+            .evidence
+            .drain()
+            .map(|(k, n)| {
+                let name = names
+                    .get(&k)
+                    .filter(|name| name.len() > 2)
+                    .cloned()
+                    .unwrap_or_else(|| format!("?:{k:016x}"));
+                (name, n)
+            })
+            .collect();
+        named.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        self.evidence = super::KeyMap::default();
+        self.named_evidence = named;
+    }
+
+    /// The campaign's rows of `campaign_evidence`, most messages first.
+    pub(super) fn evidence_rows(&self) -> impl Iterator<Item = EvidenceRow<'_>> {
+        self.named_evidence.iter().map(|(name, messages)| {
+            let (kind, value) = name.split_at(2.min(name.len()));
+            EvidenceRow {
+                campaign: &self.id,
+                kind: evidence_kind(kind.as_bytes().first().copied().unwrap_or(b'?')),
+                value,
+                messages: *messages,
+            }
+        })
+    }
+
+    /// The named evidence of one kind (`L`, `T`, `N`, `I`), most messages first.
+    pub fn evidence_of(&self, kind: u8) -> impl Iterator<Item = (&str, u64)> {
+        self.named_evidence
+            .iter()
+            .filter(move |(name, _)| name.as_bytes().first() == Some(&kind))
+            .map(|(name, n)| (&name[2..], *n))
     }
 
     fn relay_abuse_share(&self) -> f64 {
@@ -280,6 +382,39 @@ impl CampaignStats {
             "relay-abuse-wave"
         } else {
             "campaign"
+        }
+    }
+
+    /// The campaign as the report shows it (its evidence named first).
+    pub(super) fn card(&self) -> CampaignCard {
+        let named = |kind: u8| -> Vec<(String, u64)> {
+            self.evidence_of(kind)
+                .take(CARD_EVIDENCE)
+                .map(|(v, n)| (v.to_string(), n))
+                .collect()
+        };
+        CampaignCard {
+            id: self.id.clone(),
+            kind: self.kind(),
+            messages: self.messages,
+            relay_abuse: self.relay_abuse,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            brands: self
+                .top_brands
+                .top(TOP_BRANDS)
+                .into_iter()
+                .map(|(name, n)| (name.to_string(), n))
+                .collect(),
+            landing: named(b'L'),
+            landing_count: self.landing.count(),
+            tenants: named(b'T'),
+            tenant_count: self.tenants.count(),
+            networks: named(b'N'),
+            network_count: self.origin_nets.count(),
+            lists: named(b'I'),
+            per_day: self.per_day.clone(),
+            example_subject: self.example_subject.clone(),
         }
     }
 
@@ -304,6 +439,36 @@ impl CampaignStats {
             example_subject: self.example_subject.clone(),
         }
     }
+}
+
+/// Evidence values of each kind a [`CampaignCard`] keeps.
+const CARD_EVIDENCE: usize = 8;
+
+/// One campaign as the report shows it: its counts, brands, the evidence that linked it (named,
+/// most messages first) and its messages per day.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignCard {
+    pub id: String,
+    /// `relay-abuse-wave` or `campaign`.
+    pub kind: &'static str,
+    pub messages: u64,
+    pub relay_abuse: u64,
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    /// The commonest From organizations with their messages.
+    pub brands: Vec<(String, u64)>,
+    /// Landing domains, tenants, origin networks and mailing lists that link it, with their
+    /// messages; and how many distinct values of each it has in all.
+    pub landing: Vec<(String, u64)>,
+    pub landing_count: u64,
+    pub tenants: Vec<(String, u64)>,
+    pub tenant_count: u64,
+    pub networks: Vec<(String, u64)>,
+    pub network_count: u64,
+    pub lists: Vec<(String, u64)>,
+    /// Day → (messages, relay abuse).
+    pub per_day: BTreeMap<i64, (u64, u64)>,
+    pub example_subject: String,
 }
 
 /// Brands named in `top_brands` (and per wave in summary.json).

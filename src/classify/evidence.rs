@@ -760,6 +760,21 @@ pub fn network_key(ip: &IpAddr) -> u64 {
     }
 }
 
+/// The network of [`network_key`] as a researcher writes it: `203.0.113.0/24`, `2001:db8:1::/48`.
+pub fn network_name(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0);
+            format!("{net}/48")
+        }
+    }
+}
+
 /// The key of one address (`I`), for distinct counts.
 pub fn address_key(ip: &IpAddr) -> u64 {
     match ip {

@@ -29,8 +29,9 @@ use crate::output::OutputError;
 
 /// Version of the plan file's layout.
 pub const PLAN_VERSION: u32 = 1;
-/// Version of a shard's partial (its files and their layout).
-pub const PARTIAL_VERSION: u32 = 1;
+/// Version of a shard's partial (its files and their layout). 2: facts records carry their
+/// keys' names.
+pub const PARTIAL_VERSION: u32 = 2;
 
 /// Name of the file that marks a shard's partial finished.
 pub const PARTIAL_FILE: &str = "partial.json";

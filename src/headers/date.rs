@@ -285,7 +285,7 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 /// days_from_civil algorithm: shift the year to start in March so the leap
 /// day is last, then count 400-year eras).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

@@ -65,8 +65,11 @@ pub struct Facts {
     pub facts: Vec<MessageFacts>,
     /// Evidence keys of the facts (each fact names its slice).
     pub keys: Vec<u64>,
-    /// From-domain and subject texts of the facts.
+    /// From-domain and subject texts of the facts, and the keys' names.
     pub text: Vec<u8>,
+    /// Each key's name in `text` (parallel to `keys`): its kind letter, `:` and its value as a
+    /// researcher reads it (`L:example.com`, `N:203.0.113.0/24`), at most 255 bytes.
+    pub key_names: Vec<(u32, u8)>,
 }
 
 impl Facts {
@@ -76,6 +79,28 @@ impl Facts {
         let text = |(at, len): (u32, u16)| &self.text[at as usize..at as usize + len as usize];
         (keys, text(f.from_text), text(f.subject_text))
     }
+
+    /// The names of one fact's keys, in the order of its keys.
+    pub fn key_names<'s>(&'s self, f: &MessageFacts) -> impl Iterator<Item = &'s [u8]> + 's {
+        let range = f.keys.0 as usize..f.keys.0 as usize + f.keys.1 as usize;
+        self.key_names[range]
+            .iter()
+            .map(|&(at, len)| &self.text[at as usize..at as usize + usize::from(len)])
+    }
+
+    /// Append a key and its name (kind letter, `:`, value; cut to 255 bytes at a character
+    /// boundary).
+    pub fn push_key(&mut self, key: u64, kind: u8, value: &str) {
+        let mut len = value.len().min(253);
+        while !value.is_char_boundary(len) {
+            len -= 1;
+        }
+        let at = self.text.len();
+        self.text.extend_from_slice(&[kind, b':']);
+        self.text.extend_from_slice(&value.as_bytes()[..len]);
+        self.keys.push(key);
+        self.key_names.push((at as u32, (len + 2) as u8));
+    }
 }
 
 /// Buffers kept between messages.
@@ -83,6 +108,13 @@ impl Facts {
 pub struct Scratch {
     landing: Vec<String>,
     decoded: Vec<u8>,
+}
+
+impl Scratch {
+    /// The landing domains keyed for the message last gathered (none for mailing-list mail).
+    pub fn landing(&self) -> &[String] {
+        &self.landing
+    }
 }
 
 /// What [`gather`] reads.
@@ -110,11 +142,7 @@ pub fn gather(input: Input<'_, '_>, scratch: &mut Scratch, out: &mut Facts) {
         hops,
     } = input;
     let from_domain = m.from_domain.to_ascii_lowercase();
-    let from_org = if from_domain.is_empty() {
-        String::new()
-    } else {
-        auth::organizational_domain(&from_domain)
-    };
+    let from_org = m.from_org.as_str();
     // Our own verdict when we have one; otherwise what the trap recorded at receipt.
     let ours = m.dkim.filter(|v| {
         judged
@@ -144,12 +172,12 @@ pub fn gather(input: Input<'_, '_>, scratch: &mut Scratch, out: &mut Facts) {
                 spf: None,
                 dkim_pass_domains: recorded_pass_domains.to_vec(),
             };
-            let aligned = recorded.aligned_dkim_pass(&from_org, auth::organizational_domain);
+            let aligned = recorded.aligned_dkim_pass(from_org, auth::organizational_domain);
             (class, aligned, true)
         }
     };
     let tenant_domain = (!m.tenant_domain.is_empty()).then_some(m.tenant_domain.as_str());
-    let relay = classify::relay::evidence(rules, hops, tenant_domain, &from_org, aligned, recorded);
+    let relay = classify::relay::evidence(rules, hops, tenant_domain, from_org, aligned, recorded);
     let tenant_text = m
         .tenant_id
         .trim()
@@ -162,33 +190,33 @@ pub fn gather(input: Input<'_, '_>, scratch: &mut Scratch, out: &mut Facts) {
     };
 
     let keys_start = out.keys.len();
-    let keys = &mut out.keys;
     let list = h
         .list_id
         .and_then(evidence::list_identity)
         .or_else(|| h.mailing_list.and_then(evidence::mailing_list_identity));
+    scratch.landing.clear();
     if let Some(list) = list {
         // Redistributed by a mailing list: the list is what sent it to the trap, and the links
         // in it are the list's footer or the poster's discussion, not a campaign's.
-        keys.push(key(b'I', list.as_bytes()));
+        out.push_key(key(b'I', list.as_bytes()), b'I', &list);
     } else {
         evidence::body_landing_domains(
             body,
             h.content_type,
             h.content_transfer_encoding,
-            &from_org,
+            from_org,
             &mut scratch.decoded,
             &mut scratch.landing,
         );
         if let Some(v) = h.list_unsubscribe {
-            evidence::add_landing_domains(v, &from_org, &mut scratch.landing);
+            evidence::add_landing_domains(v, from_org, &mut scratch.landing);
         }
         for d in &scratch.landing {
-            keys.push(key(b'L', d.as_bytes()));
+            out.push_key(key(b'L', d.as_bytes()), b'L', d);
         }
     }
     if tenant != 0 {
-        keys.push(tenant);
+        out.push_key(tenant, b'T', &tenant_text);
     }
     let origin_hop = hops
         .iter()
@@ -209,7 +237,7 @@ pub fn gather(input: Input<'_, '_>, scratch: &mut Scratch, out: &mut Facts) {
                 .is_some_and(|name| rules.host(name).is_some())
         };
         if rules.ip(&ip).is_none() && !evidence::never_routed(&ip) && !named_shared() {
-            keys.push(origin_net);
+            out.push_key(origin_net, b'N', &evidence::network_name(&ip));
             origin_keyed = true;
         }
     }
@@ -238,8 +266,9 @@ pub fn gather(input: Input<'_, '_>, scratch: &mut Scratch, out: &mut Facts) {
     } else {
         evidence::key_ascii_lowercase(b'S', m.from_addr.as_bytes())
     };
-    let keys_len = (keys.len() - keys_start).min(255);
-    keys.truncate(keys_start + keys_len);
+    let keys_len = (out.keys.len() - keys_start).min(255);
+    out.keys.truncate(keys_start + keys_len);
+    out.key_names.truncate(keys_start + keys_len);
     let recipient = h.to.first().map_or(0, |v| recipient_key(v));
     let text_start = out.text.len();
     let from_bytes = &from_domain.as_bytes()[..from_domain.len().min(1024)];

@@ -210,6 +210,13 @@ impl<'o> Reader<'o> {
                 facts,
             );
             self.recorded_pass_domains = recorded;
+            let landing = &mut self.message.landing_domains;
+            for (i, d) in self.scratch.landing().iter().enumerate() {
+                if i > 0 {
+                    landing.push(' ');
+                }
+                landing.push_str(d);
+            }
         }
         true
     }
@@ -244,7 +251,7 @@ impl<'o> Reader<'o> {
         m.dmarc_aligned = Some(aligned);
         totals.dkim_aligned += u64::from(aligned);
         for v in &verdicts {
-            totals.signatures[v.result.index()] += 1;
+            totals.add_signature(&v.d, v.result);
             if v.result == SigResult::NoKey {
                 totals.missing_keys.insert(auth::key_name(&v.s, &v.d));
             }
@@ -295,6 +302,7 @@ impl<'o> Reader<'o> {
             if let Some(addr) = address::first_address(from) {
                 if let Some(d) = address::domain_of(&addr) {
                     m.from_domain.push_str(d);
+                    m.from_org.push_str(&auth::organizational_domain(d));
                 }
                 m.from_addr.push_str(&addr);
             }
@@ -416,6 +424,8 @@ fn clear(m: &mut Message) {
         &mut m.source,
         &mut m.from_addr,
         &mut m.from_domain,
+        &mut m.from_org,
+        &mut m.landing_domains,
         &mut m.envelope_from,
         &mut m.subject,
         &mut m.message_id,

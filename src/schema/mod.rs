@@ -16,7 +16,7 @@ pub use rows::{
 
 /// Version of the result tables' layout (names, types, order). Written into `summary.json` and
 /// the Parquet file metadata; raised whenever a column is added, removed, renamed or retyped.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// A column's type, as every format writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

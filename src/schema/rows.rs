@@ -25,6 +25,8 @@ pub struct Message {
     pub date_raw: String,
     pub from_addr: String,
     pub from_domain: String,
+    /// The From domain's organization (its registrable domain by the Public Suffix List).
+    pub from_org: String,
     pub envelope_from: String,
     pub subject: String,
     pub message_id: String,
@@ -43,6 +45,9 @@ pub struct Message {
     pub tenant_domain: String,
     pub x_mailer: String,
     pub list_unsubscribe: String,
+    /// The landing domains the grouping keys the message by, joined by a space (empty with
+    /// campaigns off).
+    pub landing_domains: String,
     pub content_type: String,
     /// Names joined by `;`.
     pub lossy_fields: String,
@@ -185,6 +190,13 @@ pub const MESSAGE_COLUMNS: &[Column<MessageTable>] = &[
         get: |m| text(&m.from_domain),
     },
     Column {
+        name: "from_org",
+        ty: Type::Text,
+        nullable: true,
+        meaning: "the From domain's organization (registrable domain by the Public Suffix List): the brand a message claims",
+        get: |m| text(&m.from_org),
+    },
+    Column {
         name: "envelope_from",
         ty: Type::Text,
         nullable: true,
@@ -295,6 +307,13 @@ pub const MESSAGE_COLUMNS: &[Column<MessageTable>] = &[
         nullable: true,
         meaning: "List-Unsubscribe",
         get: |m| text(&m.list_unsubscribe),
+    },
+    Column {
+        name: "landing_domains",
+        ty: Type::List { separator: " " },
+        nullable: true,
+        meaning: "registrable domains (or bare addresses) of the body's and List-Unsubscribe's links that are campaign evidence: not the From organization's own, not a listed shared platform; empty for mailing-list mail and with `--no-campaigns`",
+        get: |m| Value::List(&m.landing_domains),
     },
     Column {
         name: "content_type",
@@ -464,6 +483,13 @@ pub const SIGNATURE_COLUMNS: &[Column<SignatureTable>] = &[
         nullable: true,
         meaning: "size of the key used, when one was found",
         get: |r| Value::Int(r.verdict.key_bits.map(|b| b as u64)),
+    },
+    Column {
+        name: "key_sha256",
+        ty: Type::Text,
+        nullable: true,
+        meaning: "SHA-256 (hex) of the base64-decoded `p=` of the key used, when one was found: which key verified, for provenance (`echo P | base64 -d | sha256sum`)",
+        get: |r| Value::Text(&r.verdict.key_sha256),
     },
 ];
 
