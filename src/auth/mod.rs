@@ -31,7 +31,9 @@ mod verify;
 pub mod weak_rsa;
 mod wire;
 
-pub use align::{Suffixes, dkim_aligned, organizational_domain, registrable_domain};
+pub use align::{
+    Suffixes, dkim_aligned, organizational_domain, push_organizational_domain, registrable_domain,
+};
 pub use verify::{AuthError, Verifier, hash_of};
 pub use wire::wire_form;
 

@@ -302,7 +302,7 @@ impl<'o> Reader<'o> {
             if let Some(addr) = address::first_address(from) {
                 if let Some(d) = address::domain_of(&addr) {
                     m.from_domain.push_str(d);
-                    m.from_org.push_str(&auth::organizational_domain(d));
+                    auth::push_organizational_domain(d, &mut m.from_org);
                 }
                 m.from_addr.push_str(&addr);
             }
