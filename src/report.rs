@@ -16,7 +16,7 @@ use std::fmt::Write;
 
 use crate::aggregate::Totals;
 use crate::auth::SigResult;
-use crate::campaign::chart::DRAWN_DAYS;
+use crate::campaign::chart::{DRAWN_DAYS, drawn_span};
 use crate::campaign::{CampaignCard, CampaignDetails, day_text};
 use crate::headers::Malformed;
 
@@ -194,29 +194,10 @@ fn overview(page: &mut String, input: &ReportInput<'_>) {
     page.push_str("</div>\n");
 }
 
-/// Share of the mail a chart may leave out at each end of its time span: a few messages with
-/// forged or broken dates years away would otherwise squeeze the rest into one bar.
-const TRIMMED_SHARE: f64 = 0.005;
-
-/// The bins for mail counted per day (`counts`: day → messages), over the drawn days, leaving
-/// out up to [`TRIMMED_SHARE`] of the messages at each end; None when no message has a date.
+/// The bins for mail counted per day (`counts`: day → messages, in day order), over the span a
+/// time axis covers ([`drawn_span`]); None when no message has a usable date.
 fn bins_for(counts: impl Iterator<Item = (i64, u64)> + Clone) -> Option<Bins> {
-    let drawn = counts.filter(|(d, n)| DRAWN_DAYS.contains(d) && *n > 0);
-    let total: u64 = drawn.clone().map(|(_, n)| n).sum();
-    let cut = (total as f64 * TRIMMED_SHARE).floor() as u64;
-    let (mut first, mut last) = (i64::MAX, i64::MIN);
-    let mut seen = 0;
-    // Days come in order: the first day past the trimmed head, the last before the tail.
-    for (d, n) in drawn {
-        if seen + n > cut && first == i64::MAX {
-            first = d;
-        }
-        if seen < total - cut {
-            last = d;
-        }
-        seen += n;
-    }
-    (first <= last).then(|| Bins::for_span(first, last))
+    drawn_span(counts).map(|span| Bins::for_span(*span.start(), *span.end()))
 }
 
 /// Relay-abuse messages per bin, a stacked bar per bin by spoofed brand.

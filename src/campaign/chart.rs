@@ -14,75 +14,160 @@ pub const CHART_CAMPAIGNS: usize = 6;
 /// spike. Mail outside is counted and named on the chart; `timeline.csv` keeps every day.
 pub const DRAWN_DAYS: std::ops::Range<i64> = 365..47_482;
 
-/// The lines to draw: name and messages per day (day number → messages), within [`DRAWN_DAYS`].
+/// Share of the mail a time axis may leave out at each end of its span: a few messages with
+/// forged or broken dates years away from the rest would otherwise squeeze it into one spike.
+pub const TRIMMED_SHARE: f64 = 0.005;
+
+/// The days a time axis covers for mail counted per day (`counts`: day → messages, in day
+/// order): within [`DRAWN_DAYS`], leaving out up to [`TRIMMED_SHARE`] of the messages at each
+/// end. None when no message is dated within [`DRAWN_DAYS`].
+pub fn drawn_span(
+    counts: impl Iterator<Item = (i64, u64)> + Clone,
+) -> Option<std::ops::RangeInclusive<i64>> {
+    let drawn = counts.filter(|(d, n)| DRAWN_DAYS.contains(d) && *n > 0);
+    let total: u64 = drawn.clone().map(|(_, n)| n).sum();
+    let cut = (total as f64 * TRIMMED_SHARE).floor() as u64;
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    let mut seen = 0;
+    // The first day past the trimmed head, the last before the trimmed tail.
+    for (d, n) in drawn {
+        if seen + n > cut && first == i64::MAX {
+            first = d;
+        }
+        if seen < total - cut {
+            last = d;
+        }
+        seen += n;
+    }
+    (first <= last).then_some(first..=last)
+}
+
+/// The lines to draw: name and messages per day (day number → messages), within the drawn span.
 #[derive(Debug, Clone, Default)]
 pub struct Series {
     pub lines: Vec<(String, BTreeMap<i64, u64>)>,
     /// Relay-abuse messages per day, over all campaigns and outside them.
     pub relay_abuse: BTreeMap<i64, u64>,
-    /// Messages (in any campaign or none) dated outside [`DRAWN_DAYS`], not drawn.
+    /// Messages (in any campaign or none) dated outside the drawn span ([`drawn_span`]).
     pub undrawn: u64,
 }
 
+/// One campaign as the chart reads it: id, a few words on it (its brands), messages, and
+/// messages and relay abuse per day.
+pub type ChartCampaign<'a> = (&'a str, String, u64, &'a BTreeMap<i64, (u64, u64)>);
+
 impl Series {
-    /// From campaigns (id, messages, per-day (messages, relay abuse)), largest first, and the
-    /// per-day counts of messages outside any campaign.
+    /// From campaigns, largest first, and the per-day counts of messages outside any campaign.
     pub fn from_campaigns<'a>(
-        campaigns: impl Iterator<Item = (&'a str, u64, &'a BTreeMap<i64, (u64, u64)>)>,
+        campaigns: impl Iterator<Item = ChartCampaign<'a>> + Clone,
         outside: &BTreeMap<i64, (u64, u64)>,
     ) -> Series {
-        let mut s = Series::default();
-        for (i, (id, messages, per_day)) in campaigns.enumerate() {
-            s.undrawn += undrawn(per_day);
-            for (d, (_, a)) in per_day.range(DRAWN_DAYS) {
+        let mut all: BTreeMap<i64, u64> = BTreeMap::new();
+        for per_day in campaigns.clone().map(|c| c.3).chain([outside]) {
+            for (d, (n, _)) in per_day {
+                *all.entry(*d).or_default() += n;
+            }
+        }
+        let span = drawn_span(all.iter().map(|(d, n)| (*d, *n)));
+        let drawn = |d: &i64| span.as_ref().is_some_and(|span| span.contains(d));
+        let mut s = Series {
+            undrawn: all.iter().filter(|(d, _)| !drawn(d)).map(|(_, n)| n).sum(),
+            ..Series::default()
+        };
+        for per_day in campaigns.clone().map(|c| c.3).chain([outside]) {
+            for (d, (_, a)) in per_day.iter().filter(|(d, _)| drawn(d)) {
                 if *a > 0 {
                     *s.relay_abuse.entry(*d).or_default() += a;
                 }
             }
-            if i < CHART_CAMPAIGNS {
-                let abuse: u64 = per_day.values().map(|(_, a)| a).sum();
-                let name = match abuse {
-                    0 => format!("campaign {id} ({messages} msgs)"),
-                    a => format!("campaign {id} ({messages} msgs, {a} relay abuse)"),
-                };
-                let drawn = per_day.range(DRAWN_DAYS).map(|(d, (n, _))| (*d, *n));
-                s.lines.push((name, drawn.collect()));
-            }
         }
-        s.undrawn += undrawn(outside);
-        for (d, (_, a)) in outside.range(DRAWN_DAYS) {
-            if *a > 0 {
-                *s.relay_abuse.entry(*d).or_default() += a;
+        for (id, about, messages, per_day) in campaigns.take(CHART_CAMPAIGNS) {
+            let abuse: u64 = per_day.values().map(|(_, a)| a).sum();
+            let mut name = match abuse {
+                0 => format!("campaign {id} ({messages} msgs)"),
+                a => format!("campaign {id} ({messages} msgs, {a} relay abuse)"),
+            };
+            if !about.is_empty() {
+                name.push_str(": ");
+                name.push_str(&about);
             }
+            let days = per_day.iter().filter(|(d, _)| drawn(d));
+            s.lines
+                .push((name, days.map(|(d, (n, _))| (*d, *n)).collect()));
         }
         s
     }
 }
 
-/// Messages of a per-day map dated outside [`DRAWN_DAYS`].
-fn undrawn(per_day: &BTreeMap<i64, (u64, u64)>) -> u64 {
-    let before = per_day.range(..DRAWN_DAYS.start);
-    let after = per_day.range(DRAWN_DAYS.end..);
-    before.chain(after).map(|(_, (n, _))| n).sum()
-}
+/// Height of the plot; the legend goes below it, one line per series, so it never covers a
+/// peak.
+const PLOT_HEIGHT: u32 = 520;
+const LEGEND_LINE: u32 = 22;
+
+/// Colours of the campaign lines.
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(23, 190, 207),
+];
 
 /// The SVG document.
 pub fn render(series: &Series) -> String {
     let mut svg = String::new();
+    let entries = series.lines.len() + usize::from(!series.relay_abuse.is_empty());
+    let height = PLOT_HEIGHT + 16 + LEGEND_LINE * entries as u32;
     {
-        let root = SVGBackend::with_string(&mut svg, (1100, 560)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (1100, height)).into_drawing_area();
+        let (plot, legend_area) = root.split_vertically(PLOT_HEIGHT);
         // Drawing into a string cannot fail for I/O reasons; an error would only lose the chart.
-        let _ = draw(&root, series);
+        let _ = root.fill(&WHITE);
+        let _ = draw(&plot, series);
+        let _ = legend(&legend_area, series);
         let _ = root.present();
     }
     svg
+}
+
+/// The legend, below the plot: a swatch and a name per series.
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    series: &Series,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let font = ("sans-serif", 13).into_font();
+    let mut y = 8i32;
+    let line = LEGEND_LINE as i32;
+    if !series.relay_abuse.is_empty() {
+        let total: u64 = series.relay_abuse.values().sum();
+        area.draw(&Rectangle::new(
+            [(80, y), (104, y + 12)],
+            RED.mix(0.35).filled(),
+        ))?;
+        area.draw(&Text::new(
+            format!("relay abuse, all messages ({total} msgs)"),
+            (112, y),
+            font.clone(),
+        ))?;
+        y += line;
+    }
+    for (i, (name, _)) in series.lines.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        area.draw(&PathElement::new(
+            vec![(80, y + 6), (104, y + 6)],
+            color.stroke_width(2),
+        ))?;
+        area.draw(&Text::new(name.clone(), (112, y), font.clone()))?;
+        y += line;
+    }
+    Ok(())
 }
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     series: &Series,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    root.fill(&WHITE)?;
     let all_days = series
         .lines
         .iter()
@@ -106,7 +191,7 @@ fn draw<DB: DrawingBackend>(
     let caption = match series.undrawn {
         0 => "Messages per day (UTC): largest campaigns and relay abuse".to_string(),
         n => format!(
-            "Messages per day (UTC): largest campaigns and relay abuse ({n} dated before 1971 or after 2099 not drawn)"
+            "Messages per day (UTC): largest campaigns and relay abuse ({n} dated far from the rest not drawn)"
         ),
     };
     let mut chart = ChartBuilder::on(root)
@@ -126,49 +211,23 @@ fn draw<DB: DrawingBackend>(
     // Relay abuse first, as a light area: the campaign lines stay visible on top of it (a wave
     // that is all relay abuse would otherwise hide under its own red line).
     if !series.relay_abuse.is_empty() {
-        let total: u64 = series.relay_abuse.values().sum();
         let fill = RED.mix(0.2);
-        chart
-            .draw_series(
-                AreaSeries::new(filled_days(lo, hi, &series.relay_abuse), 0, fill)
-                    .border_style(RED.stroke_width(1)),
-            )?
-            .label(format!("relay abuse, all messages ({total} msgs)"))
-            .legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED.mix(0.35).filled())
-            });
+        chart.draw_series(
+            AreaSeries::new(filled_days(lo, hi, &series.relay_abuse), 0, fill)
+                .border_style(RED.stroke_width(1)),
+        )?;
     }
-    let palette = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(23, 190, 207),
-    ];
-    for (i, (name, per_day)) in series.lines.iter().enumerate() {
-        let color = palette[i % palette.len()];
+    for (i, (_, per_day)) in series.lines.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
         // A campaign's line spans its own days (and one either side, down to the axis), so
         // inactive campaigns do not pile up on the x axis.
         let first = per_day.keys().next().map_or(lo, |d| (d - 1).max(lo));
         let last = per_day.keys().next_back().map_or(hi, |d| (d + 1).min(hi));
-        chart
-            .draw_series(LineSeries::new(
-                filled_days(first, last, per_day),
-                color.stroke_width(2),
-            ))?
-            .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+        chart.draw_series(LineSeries::new(
+            filled_days(first, last, per_day),
+            color.stroke_width(2),
+        ))?;
     }
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
     Ok(())
 }
 
@@ -204,11 +263,14 @@ mod tests {
         per_day.insert(19_800, (5, 2));
         per_day.insert(19_805, (9, 0));
         let outside = BTreeMap::new();
-        let s = Series::from_campaigns(std::iter::once(("00ab", 14u64, &per_day)), &outside);
+        let s = Series::from_campaigns(
+            std::iter::once(("00ab", "shop.example".to_string(), 14u64, &per_day)),
+            &outside,
+        );
         let svg = render(&s);
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
         assert!(svg.contains("2024-03-18"), "a date label");
-        assert!(svg.contains("campaign 00ab (14 msgs, 2 relay abuse)"));
+        assert!(svg.contains("campaign 00ab (14 msgs, 2 relay abuse): shop.example"));
         assert!(svg.contains("relay abuse, all messages (2 msgs)"));
         assert!(svg.matches("<polyline").count() >= 2, "two lines");
     }
@@ -221,7 +283,10 @@ mod tests {
             per_day.insert(-25_202 + i * 120_000, (1, 1));
         }
         let outside = BTreeMap::new();
-        let s = Series::from_campaigns(std::iter::once(("00ab", 24u64, &per_day)), &outside);
+        let s = Series::from_campaigns(
+            std::iter::once(("00ab", String::new(), 24u64, &per_day)),
+            &outside,
+        );
         let svg = render(&s);
         assert!(svg.len() < 200_000, "{} bytes", svg.len());
         assert!(svg.contains("campaign 00ab (24 msgs, 24 relay abuse)"));
@@ -238,16 +303,80 @@ mod tests {
         for d in 19_800..19_807 {
             per_day.insert(d, (10, 1));
         }
-        let s =
-            Series::from_campaigns(std::iter::once(("00ab", 73u64, &per_day)), &BTreeMap::new());
+        let s = Series::from_campaigns(
+            std::iter::once(("00ab", String::new(), 73u64, &per_day)),
+            &BTreeMap::new(),
+        );
         assert_eq!(s.undrawn, 3);
         assert_eq!(s.lines[0].1.len(), 7);
         assert_eq!(s.relay_abuse.len(), 7);
         let svg = render(&s);
-        assert!(svg.contains("3 dated before 1971 or after 2099 not drawn"));
+        assert!(svg.contains("3 dated far from the rest not drawn"));
         assert!(svg.contains("2024-03-"), "the axis is the real week's");
         assert!(!svg.contains("9999"));
         assert!(svg.len() < 200_000, "{} bytes", svg.len());
+    }
+
+    #[test]
+    fn a_few_far_dates_do_not_stretch_the_axis() {
+        // A year-2024 week of 1,000 messages, and 4 messages dated 2009 and 2031: under 0.5% at
+        // either end, left out; the week is drawn and the legend names the campaign's brands.
+        let mut per_day = BTreeMap::new();
+        for d in 19_800..19_807 {
+            per_day.insert(d, (1000 / 7 + 1, 0));
+        }
+        per_day.insert(14_300, (2, 0));
+        per_day.insert(22_300, (2, 0));
+        let about = "bestbuy.example, nike.example and 3 more".to_string();
+        let s = Series::from_campaigns(
+            std::iter::once(("00ab", about, 1005u64, &per_day)),
+            &BTreeMap::new(),
+        );
+        assert_eq!(s.undrawn, 4);
+        assert_eq!(
+            s.lines[0].1.keys().copied().collect::<Vec<_>>(),
+            (19_800..19_807).collect::<Vec<_>>()
+        );
+        let svg = render(&s);
+        assert!(svg.contains("4 dated far from the rest not drawn"));
+        assert!(svg.contains("bestbuy.example, nike.example and 3 more"));
+        assert!(!svg.contains("2009-"), "the axis is the week's");
+    }
+
+    #[test]
+    fn the_drawn_span_trims_at_most_half_a_percent_at_each_end() {
+        // Oracle: count the messages left out at each end by walking the days.
+        let counts: Vec<(i64, u64)> = [(100, 1), (500, 300), (501, 300), (900, 2), (2_000, 1)]
+            .iter()
+            .map(|&(d, n)| (19_000 + d, n))
+            .collect();
+        let span = drawn_span(counts.iter().copied()).unwrap();
+        let total: u64 = counts.iter().map(|c| c.1).sum();
+        let before: u64 = counts
+            .iter()
+            .filter(|c| c.0 < *span.start())
+            .map(|c| c.1)
+            .sum();
+        let after: u64 = counts
+            .iter()
+            .filter(|c| c.0 > *span.end())
+            .map(|c| c.1)
+            .sum();
+        assert!(before as f64 <= total as f64 * TRIMMED_SHARE);
+        assert!(after as f64 <= total as f64 * TRIMMED_SHARE);
+        // 604 messages: up to 3 may go at each end, so the head's 1 and the tail's 2 + 1 do.
+        assert_eq!(span, 19_500..=19_501);
+        // Too few to trim: everything is drawn.
+        assert_eq!(
+            drawn_span([(19_010, 1), (19_020, 1)].into_iter()),
+            Some(19_010..=19_020)
+        );
+        assert_eq!(drawn_span(std::iter::empty()), None);
+        assert_eq!(
+            drawn_span([(0, 5)].into_iter()),
+            None,
+            "1970-01-01 is never drawn"
+        );
     }
 
     #[test]

@@ -474,7 +474,7 @@ impl Grouping {
         let series = chart::Series::from_campaigns(
             campaigns
                 .iter()
-                .map(|c| (c.id.as_str(), c.messages, &c.per_day)),
+                .map(|c| (c.id.as_str(), c.about(), c.messages, &c.per_day)),
             &outside,
         );
         let mut svg_file = PendingFile::create(dir, "timeline.svg")?;

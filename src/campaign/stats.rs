@@ -418,6 +418,22 @@ impl CampaignStats {
         }
     }
 
+    /// A few words on the campaign for the chart's legend: its two commonest brands, and how
+    /// many more it has.
+    pub(super) fn about(&self) -> String {
+        let brands = self.top_brands.top(2);
+        let mut about = brands
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = self.brands.count().saturating_sub(brands.len() as u64);
+        if more > 0 {
+            about.push_str(&format!(" and {more} more"));
+        }
+        about
+    }
+
     /// The campaign as summary.json and the end-of-run lines name it.
     pub(super) fn summary(&self) -> LargestCampaign {
         LargestCampaign {
