@@ -90,7 +90,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Read mail archives (mbox, Maildir, .eml trees, gzip/zstd/xz/bzip2, tar; `-` for stdin)
-    /// and write messages.csv, signatures.csv and summary.json (and received.csv with
+    /// and write report.html, messages.csv, signatures.csv, campaigns.csv,
+    /// campaign_evidence.csv, timeline.csv and .svg, and summary.json (and received.csv with
     /// --received).
     #[command(after_help = SCAN_EXAMPLES)]
     Scan(ScanArgs),
@@ -306,8 +307,9 @@ struct ScanArgs {
     /// verdicts the trap recorded at receipt only
     #[arg(help_heading = "DKIM", long, conflicts_with_all = ["keys", "dns", "keys_out", "verify_at", "allow_weak_keys", "accept_rsa_sha1"])]
     no_dkim: bool,
-    /// Do not group campaigns or look for relay abuse (no campaigns.csv, timeline.csv,
-    /// timeline.svg; the relay_abuse, relay_abuse_reasons and campaign cells stay empty).
+    /// Do not group campaigns or look for relay abuse (no campaigns.csv, campaign_evidence.csv,
+    /// timeline.csv, timeline.svg; the relay_abuse, relay_abuse_reasons and campaign cells and
+    /// landing_domains stay empty).
     #[arg(help_heading = "Campaigns and relay abuse", long)]
     no_campaigns: bool,
     /// Hop classification rules (host suffixes and networks) instead of the built-in

@@ -260,16 +260,13 @@ fn relay_abuse_chart(page: &mut String, c: &CampaignDetails) {
         day_text(bins.first),
         day_text(bins.last)
     );
-    legend(page, series.iter().map(|s| s.0.as_str()));
-    stacked_bars(page, bins, &series, "relay-abuse messages");
-    if undrawn > 0 {
-        let _ = writeln!(
-            page,
-            "<p class=\"note\">{} dated far outside the rest (or before 1971 or after 2099) \
-             not drawn.</p>",
-            count_of(undrawn, "relay-abuse message", "relay-abuse messages")
-        );
-    }
+    chart(
+        page,
+        bins,
+        &series,
+        ("relay-abuse message", "relay-abuse messages"),
+        undrawn,
+    );
 }
 
 /// All mail per bin: relay abuse, other mail in campaigns, mail in no campaign.
@@ -307,14 +304,26 @@ fn volume_chart(page: &mut String, c: &CampaignDetails) {
         day_text(bins.first),
         day_text(bins.last)
     );
+    chart(page, bins, &series, ("message", "messages"), undated);
+}
+
+/// A chart with its legend above it, and a note on the messages of `what` (singular, plural)
+/// dated outside its span when there are any.
+fn chart(
+    page: &mut String,
+    bins: &Bins,
+    series: &[(String, BTreeMap<i64, u64>)],
+    what: (&str, &str),
+    undrawn: u64,
+) {
     legend(page, series.iter().map(|s| s.0.as_str()));
-    stacked_bars(page, bins, &series, "messages");
-    if undated > 0 {
+    stacked_bars(page, bins, series, what.1);
+    if undrawn > 0 {
         let _ = writeln!(
             page,
             "<p class=\"note\">{} dated far outside the rest (or before 1971 or after 2099) \
              not drawn; <code>timeline.csv</code> has every day.</p>",
-            count_of(undated, "message", "messages")
+            count_of(undrawn, what.0, what.1)
         );
     }
 }

@@ -13,21 +13,6 @@ use mailcensus::schema::{self, ColumnInfo, SQL_RESERVED, Type};
 
 const ALL_FORMATS: &str = "csv,parquet,jsonl";
 
-/// Whether Python can import duckdb. Missing: a loud skip locally, a failure under CI.
-fn duckdb() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import duckdb"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var_os("CI").is_some() {
-            panic!("python3 cannot import duckdb: .ci/run must `pip install duckdb`");
-        }
-        eprintln!("\n!!! SKIPPED: DuckDB checks (python3 -m pip install duckdb to run them).\n");
-    }
-    ok
-}
-
 /// Run a DuckDB script (Python) with `out` as its first argument; panics with its output when
 /// it fails.
 fn run_duckdb(script: &str, out: &Path, columns_json: &str) {

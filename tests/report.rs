@@ -425,15 +425,7 @@ fn under_ci_the_browser_test_runs() {
 /// each gives rows, and the first agrees with the run's relay-abuse count.
 #[test]
 fn the_readme_queries_answer_on_the_run_commands_output() {
-    let has_duckdb = Command::new("python3")
-        .args(["-c", "import duckdb"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_duckdb {
-        if std::env::var_os("CI").is_some() {
-            panic!("python3 cannot import duckdb: .ci/run must `pip install duckdb`");
-        }
-        eprintln!("\n!!! SKIPPED: the README's DuckDB queries (python3 -m pip install duckdb).\n");
+    if !duckdb() {
         return;
     }
     let readme = text(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
@@ -477,4 +469,27 @@ print(json.dumps([[len(rows), sum(r[2] for r in rows) if i == 0 else 0] for i, r
         answers[0].1 <= relay && answers[0].1 + 5 >= relay,
         "{answers:?} vs {relay}"
     );
+}
+
+#[test]
+fn without_dkim_or_campaigns_the_report_says_what_was_not_done() {
+    let out = tempfile::tempdir().unwrap();
+    scan_ok(
+        &[
+            data_dir().as_os_str(),
+            os("--no-dkim"),
+            os("--no-campaigns"),
+        ],
+        out.path(),
+    );
+    let page = text(&out.path().join("report.html"));
+    assert!(page.contains("Not decided in this run"), "campaigns off");
+    assert!(page.contains("DKIM was not verified in this run"));
+    assert!(!page.contains("<svg class=\"chart\""));
+    // What was read is still reported: the skipped README files and the malformed message.
+    assert!(page.contains("Malformed and unreadable input"));
+    assert!(page.contains("not-mail"), "skipped inputs by reason");
+    let s = summary(out.path());
+    let messages = s["totals"]["messages"].as_u64().unwrap();
+    assert!(page.contains(&format!("{} messages from", group(messages))));
 }

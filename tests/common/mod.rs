@@ -104,3 +104,18 @@ pub fn total(out: &Path, key: &str) -> u64 {
 pub fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
     s.as_ref()
 }
+
+/// Whether Python can import duckdb. Missing: a loud skip locally, a failure under CI.
+pub fn duckdb() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var_os("CI").is_some() {
+            panic!("python3 cannot import duckdb: .ci/run must `pip install duckdb`");
+        }
+        eprintln!("\n!!! SKIPPED: DuckDB checks (python3 -m pip install duckdb to run them).\n");
+    }
+    ok
+}
