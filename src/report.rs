@@ -437,7 +437,7 @@ fn campaign_cards(page: &mut String, c: &CampaignDetails) {
         return;
     }
     page.push_str(
-        "<table class=\"sortable\">\n<thead><tr><th>campaign</th><th>kind</th>\
+        "<div class=\"wide\"><table class=\"sortable\">\n<thead><tr><th>campaign</th><th>kind</th>\
          <th class=\"num\">messages</th><th class=\"num\">relay abuse</th><th>first seen</th>\
          <th>last seen</th><th>brands (From organizations)</th><th>linked by</th>\
          <th>timeline</th><th>example subject</th></tr></thead>\n<tbody>\n",
@@ -445,7 +445,7 @@ fn campaign_cards(page: &mut String, c: &CampaignDetails) {
     for card in &c.shown {
         campaign_row(page, card);
     }
-    page.push_str("</tbody></table>\n");
+    page.push_str("</tbody></table></div>\n");
 }
 
 fn campaign_row(page: &mut String, card: &CampaignCard) {
@@ -582,7 +582,7 @@ fn dkim_table(page: &mut String, input: &ReportInput<'_>) {
         return;
     }
     page.push_str(
-        "<table class=\"sortable\">\n<thead><tr><th>signing domain</th>\
+        "<div class=\"wide\"><table class=\"sortable\">\n<thead><tr><th>signing domain</th>\
          <th class=\"num\">signatures</th>",
     );
     for r in &shown {
@@ -603,7 +603,7 @@ fn dkim_table(page: &mut String, input: &ReportInput<'_>) {
         }
         page.push_str("</tr>\n");
     }
-    page.push_str("</tbody></table>\n");
+    page.push_str("</tbody></table></div>\n");
 }
 
 /// Malformed messages by reason, unreadable and skipped inputs.
@@ -747,6 +747,7 @@ h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32
 svg.chart { width: 100%; height: auto; max-height: 300px; }
 svg .grid { stroke: #e5e5e5; } svg .axis { font-size: 11px; fill: #555; }
 table { border-collapse: collapse; margin: 10px 0; font-size: 13px; }
+.wide { overflow-x: auto; max-width: 100%; }
 th, td { border-bottom: 1px solid #eee; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f6f6f6; position: sticky; top: 0; }
 table.sortable th { cursor: pointer; } table.sortable th:hover { background: #ececec; }
